@@ -1,0 +1,77 @@
+/**
+ * Node-only entry point (`@beckon/protocol/node`): a {@link CryptoProvider} on
+ * `node:crypto`, with synchronous variants for servers' hot paths.
+ */
+import * as nodeCrypto from "node:crypto";
+import { ED25519_PKCS8_PREFIX, ED25519_SPKI_PREFIX, concatBytes, type CryptoProvider } from "./crypto.js";
+
+export class NodeCryptoProvider implements CryptoProvider {
+  readonly #privateKeys = new Map<string, nodeCrypto.KeyObject>();
+  readonly #publicKeys = new Map<string, nodeCrypto.KeyObject>();
+
+  #privateKey(seed: Uint8Array): nodeCrypto.KeyObject {
+    if (seed.length !== 32) throw new TypeError("an ed25519 seed is 32 bytes");
+    const cacheKey = Buffer.from(seed.buffer, seed.byteOffset, seed.byteLength).toString("latin1");
+    let key = this.#privateKeys.get(cacheKey);
+    if (!key) {
+      key = nodeCrypto.createPrivateKey({ key: Buffer.from(concatBytes(ED25519_PKCS8_PREFIX, seed)), format: "der", type: "pkcs8" });
+      if (this.#privateKeys.size > 1024) this.#privateKeys.clear();
+      this.#privateKeys.set(cacheKey, key);
+    }
+    return key;
+  }
+
+  #publicKey(publicKey: Uint8Array): nodeCrypto.KeyObject {
+    const cacheKey = Buffer.from(publicKey.buffer, publicKey.byteOffset, publicKey.byteLength).toString("latin1");
+    let key = this.#publicKeys.get(cacheKey);
+    if (!key) {
+      key = nodeCrypto.createPublicKey({ key: Buffer.from(concatBytes(ED25519_SPKI_PREFIX, publicKey)), format: "der", type: "spki" });
+      if (this.#publicKeys.size > 1024) this.#publicKeys.clear();
+      this.#publicKeys.set(cacheKey, key);
+    }
+    return key;
+  }
+
+  ed25519PublicKeySync(seed: Uint8Array): Uint8Array {
+    const der = nodeCrypto.createPublicKey(this.#privateKey(seed)).export({ format: "der", type: "spki" });
+    return new Uint8Array(der.subarray(der.length - 32));
+  }
+
+  ed25519SignSync(seed: Uint8Array, message: Uint8Array): Uint8Array {
+    return new Uint8Array(nodeCrypto.sign(null, message, this.#privateKey(seed)));
+  }
+
+  ed25519VerifySync(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
+    if (publicKey.length !== 32 || signature.length !== 64) return false;
+    try {
+      return nodeCrypto.verify(null, message, this.#publicKey(publicKey), signature);
+    } catch {
+      return false;
+    }
+  }
+
+  sha256Sync(data: Uint8Array | string): Uint8Array {
+    return new Uint8Array(nodeCrypto.createHash("sha256").update(data).digest());
+  }
+
+  async ed25519PublicKey(seed: Uint8Array): Promise<Uint8Array> {
+    return this.ed25519PublicKeySync(seed);
+  }
+  async ed25519Sign(seed: Uint8Array, message: Uint8Array): Promise<Uint8Array> {
+    return this.ed25519SignSync(seed, message);
+  }
+  async ed25519Verify(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): Promise<boolean> {
+    return this.ed25519VerifySync(publicKey, message, signature);
+  }
+  async sha256(data: Uint8Array): Promise<Uint8Array> {
+    return this.sha256Sync(data);
+  }
+  randomBytes(n: number): Uint8Array {
+    return new Uint8Array(nodeCrypto.randomBytes(n));
+  }
+}
+
+/** One shared instance (its key caches are only caches). */
+export const nodeCryptoProvider = new NodeCryptoProvider();
+
+export * from "./index.js";

@@ -1,0 +1,107 @@
+import { SMTPServer } from "smtp-server";
+import { simpleParser } from "mailparser";
+import { freePort } from "./ports.js";
+
+/** One mail as the receiver saw it. */
+export interface ReceivedMail {
+  from: string;
+  to: string[];
+  subject: string;
+  text: string;
+  html: string;
+  headers: Map<string, unknown>;
+  raw: string;
+  receivedAt: number;
+}
+
+export interface SmtpReceiver {
+  host: string;
+  port: number;
+  /** `smtp://127.0.0.1:<port>` */
+  url: string;
+  mails: ReceivedMail[];
+  /** Waits until at least `count` mails (optionally matching) have arrived. */
+  waitForMails(count: number, opts?: { timeoutMs?: number; match?: (m: ReceivedMail) => boolean }): Promise<ReceivedMail[]>;
+  /** While set, every RCPT is refused with a 4xx (SMTP "try again later"). */
+  setRefusing(refusing: boolean): void;
+  close(): Promise<void>;
+}
+
+/** A real SMTP server on 127.0.0.1 (no auth, no TLS) that keeps what it receives. */
+export async function startSmtpReceiver(port?: number): Promise<SmtpReceiver> {
+  const mails: ReceivedMail[] = [];
+  const waiters = new Set<() => void>();
+  let refusing = false;
+  const server = new SMTPServer({
+    authOptional: true,
+    disabledCommands: ["STARTTLS", "AUTH"],
+    logger: false,
+    onRcptTo(_addr, _session, cb) {
+      if (refusing) {
+        const err = Object.assign(new Error("try again later"), { responseCode: 451 });
+        cb(err);
+        return;
+      }
+      cb();
+    },
+    onData(stream, session, cb) {
+      const chunks: Buffer[] = [];
+      stream.on("data", (c: Buffer) => chunks.push(c));
+      stream.on("end", () => {
+        const raw = Buffer.concat(chunks).toString("utf8");
+        simpleParser(raw)
+          .then((parsed) => {
+            const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : "";
+            mails.push({
+              from,
+              to: session.envelope.rcptTo.map((r) => r.address),
+              subject: parsed.subject ?? "",
+              text: parsed.text ?? "",
+              html: typeof parsed.html === "string" ? parsed.html : "",
+              headers: parsed.headers as Map<string, unknown>,
+              raw,
+              receivedAt: Date.now(),
+            });
+            for (const w of waiters) w();
+            cb();
+          })
+          .catch((e: unknown) => cb(e instanceof Error ? e : new Error(String(e))));
+      });
+    },
+  });
+  const p = port ?? (await freePort());
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(p, "127.0.0.1", () => resolve());
+  });
+  server.on("error", () => {});
+  return {
+    host: "127.0.0.1",
+    port: p,
+    url: `smtp://127.0.0.1:${p}`,
+    mails,
+    setRefusing(v) {
+      refusing = v;
+    },
+    async waitForMails(count, opts = {}) {
+      const { timeoutMs = 10_000, match = () => true } = opts;
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const got = mails.filter(match);
+        if (got.length >= count) return got;
+        const left = deadline - Date.now();
+        if (left <= 0) throw new Error(`expected ${count} mail(s), got ${got.length}`);
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(done, Math.min(left, 200));
+          function done() {
+            clearTimeout(t);
+            waiters.delete(done);
+            resolve();
+          }
+          waiters.add(done);
+        });
+      }
+    },
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
