@@ -11,3 +11,5 @@ export * from "./sha256.js";
 export * from "./signing.js";
 export * from "./threepid.js";
 export * from "./utf8.js";
+export * from "./validate.js";
+export * from "./endpoints/index.js";
