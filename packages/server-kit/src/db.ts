@@ -1,0 +1,122 @@
+/**
+ * One typed query layer over two engines: SQLite (embedded default, WAL) and PostgreSQL.
+ * URLs: `postgres://…` / `postgresql://…`; `sqlite:<path>`, `sqlite::memory:`, `file:<path>` or a plain path.
+ */
+import { Kysely, PostgresDialect, SqliteDialect, sql, type Transaction } from "kysely";
+import Database from "better-sqlite3";
+import pg from "pg";
+
+export type Engine = "sqlite" | "postgres";
+
+export interface DatabaseHandle<DB> {
+  db: Kysely<DB>;
+  engine: Engine;
+  /** For logs: the URL with any password removed. */
+  describe: string;
+  close(): Promise<void>;
+}
+
+export interface OpenDatabaseOptions {
+  url: string;
+  /** PostgreSQL schema to use (created if missing); lets two servers share one database. */
+  schema?: string;
+  /** PostgreSQL pool size (default 10). */
+  poolSize?: number;
+  /** SQLite: SQLITE page limit (tests simulate a full disk with it). */
+  sqliteMaxPageCount?: number;
+}
+
+let pgTypesSet = false;
+
+/** True for a PostgreSQL URL. */
+export function isPostgresUrl(url: string): boolean {
+  return /^postgres(ql)?:\/\//i.test(url);
+}
+
+/** Filesystem path (or ":memory:") of an SQLite URL. */
+export function sqlitePath(url: string): string {
+  if (url.startsWith("sqlite:")) return url.slice("sqlite:".length) || ":memory:";
+  if (url.startsWith("file:")) return url.slice("file:".length);
+  return url;
+}
+
+function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = "***";
+    return u.toString();
+  } catch {
+    return url;
+  }
+}
+
+export async function openDatabase<DB>(opts: OpenDatabaseOptions): Promise<DatabaseHandle<DB>> {
+  if (isPostgresUrl(opts.url)) {
+    if (!pgTypesSet) {
+      // int8 and numeric as JS numbers: our values stay within ±2^53.
+      pg.types.setTypeParser(20, (v) => Number(v));
+      pgTypesSet = true;
+    }
+    const schema = opts.schema;
+    if (schema !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) throw new Error(`invalid schema name ${schema}`);
+    const pool = new pg.Pool({ connectionString: opts.url, max: opts.poolSize ?? 10 });
+    pool.on("error", () => {
+      /* idle client errors (server restart) surface on the next query instead */
+    });
+    if (schema) {
+      const c = await pool.connect();
+      try {
+        await c.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
+      } finally {
+        c.release();
+      }
+      pool.on("connect", (client) => {
+        client.query(`SET search_path TO ${schema}`).catch(() => {});
+      });
+    }
+    const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
+    if (schema) {
+      // The connect hook above is async; make sure the first queries see the schema too.
+      await sql`SELECT 1`.execute(db);
+    }
+    return { db, engine: "postgres", describe: redactUrl(opts.url), close: () => db.destroy() };
+  }
+  const path = sqlitePath(opts.url);
+  const sqlite = new Database(path);
+  sqlite.pragma("journal_mode = WAL");
+  // NORMAL in WAL mode is durable across process crashes (SIGKILL); only an OS crash can lose the last commits.
+  sqlite.pragma("synchronous = NORMAL");
+  sqlite.pragma("busy_timeout = 5000");
+  sqlite.pragma("foreign_keys = ON");
+  if (opts.sqliteMaxPageCount !== undefined) sqlite.pragma(`max_page_count = ${Math.floor(opts.sqliteMaxPageCount)}`);
+  const db = new Kysely<DB>({ dialect: new SqliteDialect({ database: sqlite }) });
+  return { db, engine: "sqlite", describe: `sqlite:${path}`, close: () => db.destroy() };
+}
+
+const RETRYABLE_PG = new Set(["40001", "40P01"]);
+
+/** True for errors a retry of the whole transaction may cure (serialization failure, deadlock, SQLITE_BUSY). */
+export function isRetryableDbError(e: unknown): boolean {
+  if (typeof e !== "object" || e === null) return false;
+  const code = (e as { code?: unknown }).code;
+  return (typeof code === "string" && (RETRYABLE_PG.has(code) || code === "SQLITE_BUSY" || code === "SQLITE_LOCKED"));
+}
+
+/** Runs `fn` in a transaction, retrying a few times on serialization failures and deadlocks. */
+export async function inTransaction<DB, T>(db: Kysely<DB>, fn: (trx: Transaction<DB>) => Promise<T>, retries = 3): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await db.transaction().execute(fn);
+    } catch (e) {
+      if (attempt >= retries || !isRetryableDbError(e)) throw e;
+      await new Promise((r) => setTimeout(r, 5 * 2 ** attempt + Math.random() * 10));
+    }
+  }
+}
+
+/** True when `e` is a unique-constraint violation on either engine. */
+export function isUniqueViolation(e: unknown): boolean {
+  if (typeof e !== "object" || e === null) return false;
+  const code = (e as { code?: unknown }).code;
+  return code === "23505" || code === "SQLITE_CONSTRAINT_UNIQUE" || code === "SQLITE_CONSTRAINT_PRIMARYKEY";
+}
