@@ -13,3 +13,4 @@ export * from "./threepid.js";
 export * from "./utf8.js";
 export * from "./validate.js";
 export * from "./endpoints/index.js";
+export * from "./events/index.js";
