@@ -1,8 +1,10 @@
 /**
  * `@beckon/server-kit`: plumbing shared by the homeserver and the identity server
- * (database engines and migrations, the HTTP app and router, logs, clock, notifier).
+ * (database engines and migrations, the HTTP app and router, config, logs, clock, notifier,
+ * rate limits, metrics, graceful shutdown, guarded outbound HTTP and Matrix server discovery).
  */
 export * from "./clock.js";
+export * from "./config.js";
 export * from "./db.js";
 export * from "./http.js";
 export * from "./logger.js";
