@@ -10,3 +10,4 @@ export * from "./http.js";
 export * from "./logger.js";
 export * from "./migrate.js";
 export * from "./notifier.js";
+export * from "./rate-limit.js";
