@@ -12,5 +12,6 @@ export * from "./signing.js";
 export * from "./threepid.js";
 export * from "./utf8.js";
 export * from "./validate.js";
+export * from "./x-matrix.js";
 export * from "./endpoints/index.js";
 export * from "./events/index.js";

@@ -108,6 +108,23 @@ export const v = {
       return out as ObjectOf<S>;
     };
   },
+  /**
+   * A union: `choose` looks at the raw value and picks the validator to apply (e.g. the two
+   * body forms of `rooms/{roomId}/invite`).
+   */
+  select<T>(choose: (x: unknown) => Validator<T>): Validator<T> {
+    return (x, path) => choose(x)(x, path);
+  },
+  /** A query parameter that may repeat (`?via=a&via=b`): one string or an array of strings → array. */
+  stringList(opts: { maxItems?: number; maxLength?: number } = {}): Validator<string[]> {
+    const one = v.string(opts.maxLength === undefined ? {} : { maxLength: opts.maxLength });
+    const many = v.array(one, opts.maxItems === undefined ? {} : { maxItems: opts.maxItems });
+    return (x, path = "value") => (typeof x === "string" ? [one(x, path)] : many(x, path));
+  },
+  /** Maps a validated value (e.g. a string to a branded identifier). */
+  map<T, U>(inner: Validator<T>, f: (t: T, path: string) => U): Validator<U> {
+    return (x, path = "value") => f(inner(x, path), path);
+  },
   /** Applies a custom check after an inner validator. */
   refine<T>(inner: Validator<T>, check: (t: T) => boolean, message: string, errcode = "M_INVALID_PARAM"): Validator<T> {
     return (x, path = "value") => {

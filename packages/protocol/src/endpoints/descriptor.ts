@@ -23,9 +23,11 @@ export type HttpMethod = "GET" | "POST" | "PUT" | "DELETE";
  * - `identity`: an identity-server token (401 `M_UNAUTHORIZED`), subject to terms;
  * - `identity-no-terms`: an identity-server token, not blocked by unsigned terms;
  * - `server`: an X-Matrix signed request from another server;
- * - `signed-content`: no transport auth, the body carries signatures (onbind).
+ * - `signed-content`: no transport auth, the body carries signatures (onbind);
+ * - `server-or-session`: an X-Matrix signature from the homeserver of the user concerned, or
+ *   proof in the body (IS `3pid/unbind`: `sid` + `client_secret` of a validated session).
  */
-export type AuthKind = "none" | "user" | "identity" | "identity-no-terms" | "server" | "signed-content";
+export type AuthKind = "none" | "user" | "identity" | "identity-no-terms" | "server" | "signed-content" | "server-or-session";
 
 export type Api = "client" | "identity" | "federation" | "key" | "wellknown";
 
@@ -33,21 +35,32 @@ export type Api = "client" | "identity" | "federation" | "key" | "wellknown";
 declare const REQ: unique symbol;
 declare const RES: unique symbol;
 
-export interface EndpointDescriptor<Req = unknown, Res = unknown> {
+export interface EndpointDescriptor<Req = unknown, Res = unknown, Query = unknown> {
   /** Stable id, `<api>.<family>.<name>`. */
   readonly id: string;
   readonly api: Api;
   readonly method: HttpMethod;
   /** Path template with `{param}` segments, e.g. `/_matrix/client/v3/rooms/{roomId}/invite`. */
   readonly path: string;
-  /** Other paths served by the same handler (`r0`, `unstable`, trailing-slash forms). */
+  /**
+   * Other paths served by the same handler (`r0`, `unstable`, v1, trailing-slash forms). An alias
+   * may omit trailing `{param}`s of `path`; the handler then treats them as the empty string
+   * (e.g. the empty-state-key forms of `rooms/{roomId}/state/{eventType}/{stateKey}`).
+   */
   readonly aliases?: readonly string[];
   readonly auth: AuthKind;
   readonly rateLimited: boolean;
   /** Validates the JSON body (POST/PUT), throwing MatrixError. Absent: no body expected. */
   readonly body?: Validator<Req>;
-  /** Validates query parameters (all strings), throwing MatrixError. */
-  readonly query?: Validator<unknown>;
+  /** The body may be missing or empty; the server then validates `{}` (or the query, see `sign-ed25519`). */
+  readonly bodyOptional?: boolean;
+  /**
+   * Validates query parameters, throwing MatrixError. Values arrive as strings (arrays of strings
+   * when a key repeats, as Fastify parses them).
+   */
+  readonly query?: Validator<Query>;
+  /** What a success looks like when it is not JSON (the HTML `submitToken` page). Default `json`. */
+  readonly responseKind?: "json" | "html";
   /** Validates a successful response (used by the SDK to report an incorrect response). */
   readonly response?: Validator<Res>;
   readonly [REQ]?: Req;
@@ -55,14 +68,23 @@ export interface EndpointDescriptor<Req = unknown, Res = unknown> {
 }
 
 /** Declares an endpoint (identity function that fixes the types). */
-export function endpoint<Req = unknown, Res = unknown>(d: Omit<EndpointDescriptor<Req, Res>, typeof REQ | typeof RES>): EndpointDescriptor<Req, Res> {
-  return Object.freeze(d) as EndpointDescriptor<Req, Res>;
+export function endpoint<Req = unknown, Res = unknown, Query = unknown>(
+  d: Omit<EndpointDescriptor<Req, Res, Query>, typeof REQ | typeof RES>,
+): EndpointDescriptor<Req, Res, Query> {
+  return Object.freeze(d) as EndpointDescriptor<Req, Res, Query>;
 }
 
 /** Request type of a descriptor. */
 export type RequestOf<E> = E extends EndpointDescriptor<infer Req, unknown> ? Req : never;
 /** Response type of a descriptor. */
 export type ResponseOf<E> = E extends EndpointDescriptor<unknown, infer Res> ? Res : never;
+/** Query type of a descriptor. */
+export type QueryOf<E> = E extends EndpointDescriptor<unknown, unknown, infer Q> ? Q : never;
+
+/** Every path a descriptor is served on: `path`, then its aliases. */
+export function allPaths(d: Pick<EndpointDescriptor, "path" | "aliases">): string[] {
+  return [d.path, ...(d.aliases ?? [])];
+}
 
 /** Names of the `{param}` segments of a path template. */
 export function pathParams(template: string): string[] {
