@@ -145,6 +145,12 @@ export interface RouterOptions<P> {
   onResponse?: (d: EndpointDescriptor, status: number, seconds: number) => void;
 }
 
+/** The endpoint id of the descriptor route that served `req`, if any (for logs and metrics). */
+export function descriptorIdOf(req: FastifyRequest): string | undefined {
+  const config = req.routeOptions.config as { descriptorId?: unknown } | undefined;
+  return typeof config?.descriptorId === "string" ? config.descriptorId : undefined;
+}
+
 /** A sentinel a handler returns when it has written the reply itself (HTML, redirects). */
 export const HANDLED = Symbol("handled");
 
@@ -176,6 +182,8 @@ export function createRouter<P>(m: MatrixApp, options: RouterOptions<P>): Router
         m.app.route({
           method: d.method,
           url,
+          // Lets app-wide hooks (metrics) label the request with the endpoint id.
+          config: { descriptorId: d.id },
           handler: async (request, reply) => {
             const started = performance.now();
             try {

@@ -8,6 +8,7 @@ export * from "./config.js";
 export * from "./db.js";
 export * from "./http.js";
 export * from "./logger.js";
+export * from "./metrics.js";
 export * from "./migrate.js";
 export * from "./notifier.js";
 export * from "./rate-limit.js";
