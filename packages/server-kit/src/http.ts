@@ -84,6 +84,17 @@ export function createHttpApp(options: HttpAppOptions = {}): MatrixApp {
     }
   });
 
+  // During shutdown, answers to requests still in flight close their connection, so a
+  // keep-alive client does not hold the closing server open until its idle timeout.
+  let closing = false;
+  app.addHook("preClose", async () => {
+    closing = true;
+  });
+  app.addHook("onSend", async (_req, reply, payload) => {
+    if (closing) reply.header("connection", "close");
+    return payload;
+  });
+
   if (options.cors !== false) {
     app.addHook("onRequest", async (req, reply) => {
       reply.headers(CORS_HEADERS);

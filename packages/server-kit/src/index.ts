@@ -7,6 +7,7 @@ export * from "./clock.js";
 export * from "./config.js";
 export * from "./db.js";
 export * from "./http.js";
+export * from "./lifecycle.js";
 export * from "./logger.js";
 export * from "./metrics.js";
 export * from "./migrate.js";
