@@ -8,7 +8,8 @@
  *
  * @example
  * encodeBase64(new Uint8Array([1, 2, 3])) // "AQID"
- * decodeBase64("AQID==") // Uint8Array [1, 2, 3]
+ * decodeBase64("AQI=") // Uint8Array [1, 2] (padding tolerated)
+ * decodeBase64("-_8") // Uint8Array [251, 255] (URL-safe alphabet)
  */
 
 const STD = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -77,8 +78,8 @@ export function decodeBase64(input: string): Uint8Array {
       out[o++] = (acc >> bits) & 0xff;
     }
   }
-  // Leftover bits must be zero for a canonical encoding; we are tolerant as the spec asks
-  // decoders to be, but reject garbage lengths above.
+  // Leftover bits should be zero in a canonical encoding; like most decoders (Python's, Node's)
+  // we ignore them, and reject only impossible lengths (above).
   return o === out.length ? out : out.subarray(0, o);
 }
 

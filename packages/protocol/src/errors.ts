@@ -57,6 +57,7 @@ export const ERRCODES = {
   M_DUPLICATE_ANNOTATION: 400,
   M_UNKNOWN_POS: 400,
   M_INVALID_SIGNATURE: 401,
+  M_INVITE_BLOCKED: 403,
   // Identity Service API
   M_INVALID_EMAIL: 400,
   M_INVALID_ADDRESS: 400,
@@ -68,6 +69,9 @@ export const ERRCODES = {
   M_NO_VALID_SESSION: 400,
   M_SESSION_EXPIRED: 400,
   M_TOKEN_INCORRECT: 400,
+  M_DESTINATION_REJECTED: 400,
+  /** The IS spec spells this one in the plural. */
+  M_MISSING_PARAMS: 400,
 } as const satisfies Record<string, number>;
 
 /** A spec-defined errcode. */

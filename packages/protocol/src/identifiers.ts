@@ -22,7 +22,23 @@ export class IdentifierError extends TypeError {
   override name = "IdentifierError";
 }
 
-const MAX_ID_LENGTH = 255;
+/** Identifiers are limited to 255 bytes of UTF-8, sigil and server name included. */
+const MAX_ID_BYTES = 255;
+
+/** UTF-8 length of `s` without allocating. */
+function utf8Length(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      n += 4;
+      i++;
+    } else n += 3;
+  }
+  return n;
+}
 
 export interface ParsedServerName {
   /** DNS name, dotted IPv4, or bracketed IPv6 (`[::1]`). */
@@ -114,7 +130,7 @@ export function isValidServerName(s: string): s is ServerName {
 
 function splitSigilId(s: string, sigil: string, what: string): { localpart: string; serverName: ServerName } {
   if (typeof s !== "string" || !s.startsWith(sigil)) throw new IdentifierError(`${what} must start with ${sigil}`);
-  if (s.length > MAX_ID_LENGTH) throw new IdentifierError(`${what} is longer than ${MAX_ID_LENGTH} characters`);
+  if (utf8Length(s) > MAX_ID_BYTES) throw new IdentifierError(`${what} is longer than ${MAX_ID_BYTES} bytes`);
   const colon = s.indexOf(":");
   if (colon < 0) throw new IdentifierError(`${what} has no server name`);
   const localpart = s.slice(1, colon);
@@ -198,9 +214,10 @@ export function isValidRoomAlias(s: unknown): s is RoomAlias {
  * or the older `$opaque:server` form.
  */
 export function parseEventId(s: string): EventId {
-  if (typeof s !== "string" || !s.startsWith("$") || s.length > MAX_ID_LENGTH) throw new IdentifierError("invalid event ID");
+  if (typeof s !== "string" || !s.startsWith("$") || utf8Length(s) > MAX_ID_BYTES) throw new IdentifierError("invalid event ID");
   if (/^\$[A-Za-z0-9_-]{43}$/.test(s)) return s as EventId;
-  splitSigilId(s, "$", "event ID");
+  const { localpart } = splitSigilId(s, "$", "event ID");
+  if (localpart === "" || !/^[\x21-\x7e]+$/.test(localpart)) throw new IdentifierError("invalid event ID");
   return s as EventId;
 }
 

@@ -44,3 +44,40 @@ export function lookupHashInput(address: string, medium: string, pepper: string)
 export function lookupHash(address: string, medium: string, pepper: string): string {
   return encodeBase64Url(sha256(utf8Encode(lookupHashInput(address, medium, pepper))));
 }
+
+/** How many characters of each part {@link redactEmailAddress} reveals (Sydent's defaults: 3 and 3). */
+export interface RedactionOptions {
+  /** `email.third_party_invite_username_obfuscate_characters` in Sydent. Default 3. */
+  localpartChars?: number;
+  /** `email.third_party_invite_domain_obfuscate_characters` in Sydent. Default 3. */
+  domainChars?: number;
+}
+
+/** Sydent's `redact`: reveal `n` leading characters (code points) and append `...`. */
+function redactPart(s: string, n: number): string {
+  const chars = Array.from(s);
+  if (chars.length > n) return chars.slice(0, n).join("") + "...";
+  // Short parts: Sydent reveals at most 3 characters of a part longer than 5, one of a part of 2–5, none of 1.
+  if (chars.length > 5) return chars.slice(0, 3).join("") + "...";
+  if (chars.length > 1) return chars[0] + "...";
+  return "...";
+}
+
+/**
+ * The display name of a third-party invite: the address with most of it hidden, as Sydent
+ * builds it (spec-digest §2.3). The local part and the domain are redacted separately (split at
+ * the first `@`); an address without `@` is redacted as a whole (Sydent fails with a 500 there).
+ * Never put the full address in room state.
+ *
+ * @example
+ * redactEmailAddress("carol@example.org") // "car...@exa..."
+ * redactEmailAddress("foo@bar.org") // "f...@bar..."
+ * redactEmailAddress("1234567890@1234567890.com", { localpartChars: 6, domainChars: 8 }) // "123456...@12345678..."
+ */
+export function redactEmailAddress(address: string, options: RedactionOptions = {}): string {
+  const nLocal = options.localpartChars ?? 3;
+  const nDomain = options.domainChars ?? 3;
+  const at = address.indexOf("@");
+  if (at < 0) return redactPart(address, nLocal);
+  return redactPart(address.slice(0, at), nLocal) + "@" + redactPart(address.slice(at + 1), nDomain);
+}

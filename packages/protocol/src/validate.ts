@@ -20,6 +20,12 @@ interface OptionalValidator<T> extends Validator<T | undefined> {
   [OPTIONAL]: true;
 }
 
+/** Sets an own property, also for the key `__proto__` (a plain assignment would set the prototype). */
+function setOwn(obj: Record<string, unknown>, key: string, value: unknown): void {
+  if (key === "__proto__") Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
+  else obj[key] = value;
+}
+
 function bad(path: string, what: string): never {
   throw new MatrixError("M_INVALID_PARAM", `${path}: ${what}`);
 }
@@ -70,7 +76,7 @@ export const v = {
     return (x, path = "value") => {
       if (!isJsonObject(x)) bad(path, "must be an object");
       const out: Record<string, T> = {};
-      for (const [k, val] of Object.entries(x)) out[k] = value(val, `${path}.${k}`);
+      for (const [k, val] of Object.entries(x)) setOwn(out, k, value(val, `${path}.${k}`));
       return out;
     };
   },
@@ -103,7 +109,7 @@ export const v = {
         if (!present && !(OPTIONAL in val)) throw new MatrixError("M_MISSING_PARAM", `Missing parameter: ${fieldPath}`);
         const result = val(x[key], fieldPath);
         if (result === undefined) delete out[key];
-        else out[key] = result;
+        else setOwn(out, key, result);
       }
       return out as ObjectOf<S>;
     };
