@@ -12,4 +12,5 @@ export * from "./logger.js";
 export * from "./metrics.js";
 export * from "./migrate.js";
 export * from "./notifier.js";
+export * from "./outbound.js";
 export * from "./rate-limit.js";
