@@ -11,6 +11,8 @@ import assert from "node:assert/strict";
 import { computeEventId, decodeBase64, encodeBase64, encodeBase64Url, signingBytes, stateKeyId, type PDU, type RoomVersion } from "@beckon/protocol";
 import { nodeCryptoProvider } from "@beckon/protocol/node";
 import { authEventKeys, checkAuthEventsList, checkEventAuth, type AuthOptions } from "./auth-rules.js";
+import { verifyPduSignature } from "./pdu.js";
+import chain from "./fixtures/v10-room-chain.json" with { type: "json" };
 
 const ROOM = "!room:hs";
 const C = "@creator:hs";
@@ -414,4 +416,29 @@ test("the checker is pure: inputs unchanged, and a throwing verifier is treated 
   });
   assert.equal(r.allowed, false);
   assert.ok(decodeBase64(encodeBase64(IS_KEY)).length === 32);
+});
+
+test("a real room-v10 event chain passes the auth rules with its own auth events, and selection agrees", () => {
+  const publicKey = nodeCryptoProvider.ed25519PublicKeySync(decodeBase64(chain.seed));
+  const byId = new Map<string, PDU>(chain.events.map((e) => [e.eventId, e.event as PDU]));
+  const options: AuthOptions = {
+    isSignedBy: (e, server) => server === chain.serverName && verifyPduSignature(e, "10", server, chain.keyId, publicKey),
+  };
+  const state = new Map<string, PDU>();
+  for (const { event: raw } of chain.events) {
+    const event = raw as PDU;
+    const authEvents = event.auth_events.map((id) => byId.get(id)!);
+    assert.equal(checkEventAuth(event, authEvents, "10", verify, options).allowed, true, `${event.type} with its auth events`);
+    assert.equal(checkEventAuth(event, state, "10", verify, options).allowed, true, `${event.type} against the state before it`);
+    // Our selection picks exactly the auth events the origin server chose.
+    const selected = authEventKeys(event).filter((k) => state.has(k)).map((k) => state.get(k)!);
+    assert.deepEqual(new Set(selected), new Set(authEvents), `${event.type} auth events`);
+    state.set(stateKeyId(event.type, event.state_key!), event);
+  }
+  // A tampered copy fails the signature requirement.
+  const last = chain.events.at(-1)!.event as PDU;
+  const forged = { ...last, state_key: "@someone:else" };
+  const r = checkEventAuth(forged, state, "10", verify, options);
+  assert.equal(r.allowed, false);
+  assert.match(r.allowed ? "" : r.reason, /not signed by the sender's server/);
 });

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import hashing from "./fixtures/hashing-vectors.json" with { type: "json" };
 import redactions from "./fixtures/redaction-vectors.json" with { type: "json" };
+import chain from "./fixtures/v10-room-chain.json" with { type: "json" };
 import { decodeBase64, encodeBase64, encodeCanonicalJson, signingBytes } from "../index.js";
 import { nodeCryptoProvider } from "../node.js";
 import {
@@ -129,4 +130,22 @@ test("v11 reference hash = SHA-256 of the canonical v11-redacted event (built by
   const v10 = eventSigningObject(ev, "10");
   assert.equal(v10.origin, "hs");
   assert.deepEqual(v10.content, { membership: "invite" });
+});
+
+test("a real room-v10 event chain: content hashes, signatures over the redacted events, event IDs", () => {
+  const seed = decodeBase64(chain.seed);
+  const publicKey = nodeCryptoProvider.ed25519PublicKeySync(seed);
+  for (const { eventId, event } of chain.events) {
+    assert.equal(verifyContentHash(event), true, `${event.type} hash`);
+    assert.equal(computeContentHash(event), event.hashes.sha256);
+    assert.equal(computeEventId(event, "10"), eventId, `${event.type} id`);
+    assert.equal(computeEventId(event, "10", nodeSha), eventId);
+    const sig = (event.signatures as Record<string, Record<string, string>>)[chain.serverName]![chain.keyId]!;
+    assert.equal(encodeBase64(nodeCryptoProvider.ed25519SignSync(seed, eventSigningBytes(event, "10"))), sig, `${event.type} signature`);
+    assert.equal(nodeCryptoProvider.ed25519VerifySync(publicKey, eventSigningBytes(event, "10"), decodeBase64(sig)), true);
+  }
+  // The chain links by these IDs: each event's prev_events name the previous event.
+  for (let i = 1; i < chain.events.length; i++) {
+    assert.deepEqual(chain.events[i]!.event.prev_events, [chain.events[i - 1]!.eventId]);
+  }
 });
