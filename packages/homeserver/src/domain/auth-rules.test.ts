@@ -8,9 +8,9 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { computeEventId, decodeBase64, encodeBase64, encodeBase64Url, signingBytes, stateKeyId, type PDU, type RoomVersion } from "@beckon/protocol";
+import { computeEventId, decodeBase64, encodeBase64, encodeBase64Url, isMatrixError, signingBytes, stateKeyId, type PDU, type RoomVersion } from "@beckon/protocol";
 import { nodeCryptoProvider } from "@beckon/protocol/node";
-import { authEventKeys, checkAuthEventsList, checkEventAuth, type AuthOptions } from "./auth-rules.js";
+import { assertEventAllowed, authEventKeys, checkAuthEventsList, checkEventAuth, type AuthOptions } from "./auth-rules.js";
 import { verifyPduSignature } from "./pdu.js";
 import chain from "./fixtures/v10-room-chain.json" with { type: "json" };
 
@@ -441,4 +441,24 @@ test("a real room-v10 event chain passes the auth rules with its own auth events
   const r = checkEventAuth(forged, state, "10", verify, options);
   assert.equal(r.allowed, false);
   assert.match(r.allowed ? "" : r.reason, /not signed by the sender's server/);
+});
+
+test("malformed events are refused, and assertEventAllowed throws M_FORBIDDEN", () => {
+  const s = baseState("10");
+  const good = ev(U, "m.room.message", { body: "x" });
+  assert.doesNotThrow(() => assertEventAllowed(good, s, "10", verify));
+  for (const bad of [
+    { ...good, content: "x" },
+    { ...good, prev_events: undefined },
+    { ...good, state_key: 5 },
+    { ...good, sender: undefined },
+    { ...good, room_id: null },
+  ]) {
+    const r = checkEventAuth(bad as unknown as PDU, s, "10", verify);
+    assert.equal(r.allowed, false);
+  }
+  assert.throws(
+    () => assertEventAllowed(ev(O, "m.room.message", { body: "x" }), s, "10", verify),
+    (e: unknown) => isMatrixError(e) && e.errcode === "M_FORBIDDEN" && e.status === 403 && /5: the sender is not joined/.test(e.message),
+  );
 });

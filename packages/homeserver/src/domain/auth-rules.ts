@@ -13,6 +13,7 @@
  * if (!r.allowed) throw new MatrixError("M_FORBIDDEN", r.reason);
  */
 import {
+  MatrixError,
   computeEventId,
   decodeBase64,
   idServerName,
@@ -145,13 +146,20 @@ export function checkEventAuth(
   verify: Ed25519Verify,
   options: AuthOptions = {},
 ): AuthResult {
-  if (typeof event.type !== "string" || typeof event.sender !== "string" || !isJsonObject(event.content)) {
+  if (
+    typeof event.type !== "string" ||
+    typeof event.sender !== "string" ||
+    typeof event.room_id !== "string" ||
+    !isJsonObject(event.content) ||
+    !Array.isArray(event.prev_events) ||
+    (event.state_key !== undefined && typeof event.state_key !== "string")
+  ) {
     return deny("malformed event");
   }
 
   // Rule 1: m.room.create.
   if (event.type === CREATE) {
-    if (!Array.isArray(event.prev_events) || event.prev_events.length > 0) return deny("1.1: m.room.create has prev_events");
+    if (event.prev_events.length > 0) return deny("1.1: m.room.create has prev_events");
     if (domainOf(event.room_id) === "" || domainOf(event.room_id) !== domainOf(event.sender)) {
       return deny("1.2: room_id domain does not match the sender's domain");
     }
@@ -453,4 +461,19 @@ function has(o: Record<string, unknown>, k: string): boolean {
 
 function sameLevel(a: unknown, b: unknown): boolean {
   return a === b;
+}
+
+/**
+ * {@link checkEventAuth}, throwing `MatrixError` 403 `M_FORBIDDEN` (with the rule that refused)
+ * when the event is not allowed — what the client API answers for a refused event.
+ */
+export function assertEventAllowed(
+  event: PDU,
+  authEvents: AuthState | readonly PDU[],
+  roomVersion: RoomVersion,
+  verify: Ed25519Verify,
+  options: AuthOptions = {},
+): void {
+  const r = checkEventAuth(event, authEvents, roomVersion, verify, options);
+  if (!r.allowed) throw new MatrixError("M_FORBIDDEN", `event not allowed by the auth rules (${r.reason})`, 403);
 }
