@@ -133,8 +133,10 @@ export class HttpError extends Error {
   readonly body: string;
   readonly request: RequestInfo | undefined;
   readonly retryAfterMs: number | undefined;
+  /** The parsed body when it was JSON without an errcode (e.g. a user-interactive-auth 401 `{flows, session}`). */
+  readonly json: unknown;
 
-  constructor(status: number, body: string, request?: RequestInfo, opts: { kind?: ErrorKind; detail?: string; retryAfterMs?: number } = {}) {
+  constructor(status: number, body: string, request?: RequestInfo, opts: { kind?: ErrorKind; detail?: string; retryAfterMs?: number; json?: unknown } = {}) {
     const kind = opts.kind ?? kindOfStatus(status, false);
     super(`${kind === "incorrect-response" ? "incorrect response" : "HTTP error"} ${status}${opts.detail ? `: ${opts.detail}` : ""}${where(request)}`);
     this.kind = kind;
@@ -142,6 +144,7 @@ export class HttpError extends Error {
     this.body = body.slice(0, 512);
     this.request = request;
     this.retryAfterMs = opts.retryAfterMs;
+    this.json = opts.json;
   }
 }
 

@@ -139,7 +139,8 @@ export class Transport {
   readonly redactor = new Redactor();
   readonly clock: Clock;
   readonly #fetch: FetchLike;
-  readonly #random: () => number;
+  /** Randomness for jitter (injected for tests). */
+  readonly random: () => number;
   readonly #defaults: CallOptions;
   readonly #onBackgroundError: ((error: unknown, label: string) => void) | undefined;
 
@@ -149,7 +150,7 @@ export class Transport {
     // Browsers require fetch to be called with the global as `this`.
     this.#fetch = opts.fetch ?? ((url, init) => globalThis.fetch(url, init));
     this.clock = opts.clock ?? systemClock;
-    this.#random = opts.random ?? Math.random;
+    this.random = opts.random ?? Math.random;
     this.#defaults = opts.defaults ?? {};
     this.#onBackgroundError = opts.onBackgroundError;
   }
@@ -259,7 +260,7 @@ export class Transport {
         if (!decision) throw error;
         const limited = errorKind(error) === "too-many-requests";
         const asked = limited && (error instanceof MatrixCallError || error instanceof HttpError) ? error.retryAfterMs : undefined;
-        const delayMs = asked ?? backoffDelay(attempt, opts.backoff ?? {}, this.#random);
+        const delayMs = asked ?? backoffDelay(attempt, opts.backoff ?? {}, this.random);
         if (limited) this.events.emit({ type: "rate-limited", method: info.method, url: info.url, attempt, retryAfterMs: delayMs });
         this.events.emit({ type: "retry-scheduled", method: info.method, url: info.url, attempt, delayMs, reason: errorKind(error) });
         try {
@@ -385,7 +386,7 @@ export class Transport {
       const bodyDelay = typeof extra["retry_after_ms"] === "number" && extra["retry_after_ms"] >= 0 ? extra["retry_after_ms"] : undefined;
       throw new MatrixCallError(me.errcode, this.redactor.redact(me.message), res.status, extra, info, bodyDelay ?? headerDelay);
     }
-    throw new HttpError(res.status, this.redactor.redact(text), info, headerDelay === undefined ? {} : { retryAfterMs: headerDelay });
+    throw new HttpError(res.status, this.redactor.redact(text), info, { ...(headerDelay === undefined ? {} : { retryAfterMs: headerDelay }), ...(parsed ? { json } : {}) });
   }
 }
 
