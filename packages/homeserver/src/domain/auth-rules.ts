@@ -81,7 +81,10 @@ function membershipOf(state: AuthState, userId: string): string {
 
 function joinRuleOf(state: AuthState): string {
   const ev = state.get(stateKeyId(JOIN_RULES, ""));
-  if (!ev) return "invite"; // Synapse's default when the room has no join rules (the spec names none).
+  // NOTSPEC (interpretation): the spec names no join rule for a room without m.room.join_rules
+  // (its rules then end in "otherwise, reject"); Synapse treats it as `invite`, and so do we, so
+  // that an invited user can join such a room as on Synapse.
+  if (!ev) return "invite";
   const r = ev.content.join_rule;
   return typeof r === "string" ? r : "";
 }
@@ -406,7 +409,7 @@ function checkPowerLevels(event: PDU, state: AuthState, current: PowerLevels, se
     const v = c[k];
     if (!isJsonObject(v) || !Object.values(v).every(isPowerLevelInteger)) return deny(`9.2: ${k} is not an object of integers`);
   }
-  // 9.3 (an absent `users` is allowed, as in Synapse and ruma)
+  // 9.3. NOTSPEC (interpretation): an absent `users` is allowed, as Synapse and ruma read the rule.
   if (Object.prototype.hasOwnProperty.call(c, "users")) {
     const u = c.users;
     if (!isJsonObject(u)) return deny("9.3: users is not an object");
