@@ -6,6 +6,7 @@
 export * from "./clock.js";
 export * from "./config.js";
 export * from "./db.js";
+export * from "./discovery.js";
 export * from "./http.js";
 export * from "./lifecycle.js";
 export * from "./logger.js";
