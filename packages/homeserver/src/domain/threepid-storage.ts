@@ -1,0 +1,245 @@
+/**
+ * Tables of the 3PID pieces and their queries (one Kysely implementation for SQLite and
+ * PostgreSQL). Work that must happen once across processes is guarded by a unique key
+ * (DESIGN.md "Storage rule"):
+ *
+ * - `threepid_pending_invites`: one row per (room, sender, medium, normalised address) while a
+ *   3PID invite is being made (`token` NULL) or is pending (`token` set). Inserted BEFORE the
+ *   identity server is called, removed when the call fails: ten parallel identical requests
+ *   make one `store-invite` and one event.
+ * - `threepid_onbind_claims`: one row per (room, token, mxid) turned into an invite, claimed
+ *   before the member event is sent: a replayed or concurrent onbind never re-invites.
+ * - `threepid_id_server_binds`: which identity servers a user bound which 3PIDs at, for unbind.
+ * - `openid_tokens`: OpenID tokens with their expiry.
+ */
+import type { Kysely } from "kysely";
+import type { Migration } from "@beckon/server-kit";
+
+export interface PendingInviteRow {
+  room_id: string;
+  sender: string;
+  medium: string;
+  address: string;
+  token: string | null;
+  created_ts: number;
+}
+
+export interface OnbindClaimRow {
+  room_id: string;
+  token: string;
+  mxid: string;
+  state: string;
+  created_ts: number;
+}
+
+export interface BindRow {
+  user_id: string;
+  medium: string;
+  address: string;
+  id_server: string;
+  added_ts: number;
+}
+
+export interface OpenidTokenRow {
+  token: string;
+  user_id: string;
+  valid_until_ms: number;
+}
+
+export interface ThreepidDatabase {
+  threepid_pending_invites: PendingInviteRow;
+  threepid_onbind_claims: OnbindClaimRow;
+  threepid_id_server_binds: BindRow;
+  openid_tokens: OpenidTokenRow;
+}
+
+/** Migrations of these tables; the core runs them with its own (ids start with `0500_3pid`). */
+export const threepidMigrations: readonly Migration[] = [
+  {
+    id: "0500_3pid_tables",
+    async up(raw) {
+      const db = raw as unknown as Kysely<ThreepidDatabase>;
+      await db.schema
+        .createTable("threepid_pending_invites")
+        .addColumn("room_id", "text", (c) => c.notNull())
+        .addColumn("sender", "text", (c) => c.notNull())
+        .addColumn("medium", "text", (c) => c.notNull())
+        .addColumn("address", "text", (c) => c.notNull())
+        .addColumn("token", "text")
+        .addColumn("created_ts", "bigint", (c) => c.notNull())
+        .addPrimaryKeyConstraint("threepid_pending_invites_pk", ["room_id", "sender", "medium", "address"])
+        .execute();
+      await db.schema.createIndex("threepid_pending_invites_token").on("threepid_pending_invites").columns(["room_id", "token"]).execute();
+      await db.schema
+        .createTable("threepid_onbind_claims")
+        .addColumn("room_id", "text", (c) => c.notNull())
+        .addColumn("token", "text", (c) => c.notNull())
+        .addColumn("mxid", "text", (c) => c.notNull())
+        .addColumn("state", "text", (c) => c.notNull())
+        .addColumn("created_ts", "bigint", (c) => c.notNull())
+        .addPrimaryKeyConstraint("threepid_onbind_claims_pk", ["room_id", "token", "mxid"])
+        .execute();
+      await db.schema
+        .createTable("threepid_id_server_binds")
+        .addColumn("user_id", "text", (c) => c.notNull())
+        .addColumn("medium", "text", (c) => c.notNull())
+        .addColumn("address", "text", (c) => c.notNull())
+        .addColumn("id_server", "text", (c) => c.notNull())
+        .addColumn("added_ts", "bigint", (c) => c.notNull())
+        .addPrimaryKeyConstraint("threepid_id_server_binds_pk", ["user_id", "medium", "address", "id_server"])
+        .execute();
+      await db.schema
+        .createTable("openid_tokens")
+        .addColumn("token", "text", (c) => c.primaryKey())
+        .addColumn("user_id", "text", (c) => c.notNull())
+        .addColumn("valid_until_ms", "bigint", (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex("openid_tokens_valid_until").on("openid_tokens").column("valid_until_ms").execute();
+    },
+  },
+];
+
+/** Typed queries over the tables above. */
+export class ThreepidStore {
+  readonly db: Kysely<ThreepidDatabase>;
+  constructor(db: Kysely<ThreepidDatabase>) {
+    this.db = db;
+  }
+
+  // ── pending 3PID invites ────────────────────────────────────────────────────
+
+  /** Claims the key; false when a row already holds it. */
+  async claimPendingInvite(key: Omit<PendingInviteRow, "token" | "created_ts">, now: number): Promise<boolean> {
+    const res = await this.db
+      .insertInto("threepid_pending_invites")
+      .values({ ...key, token: null, created_ts: now })
+      .onConflict((oc) => oc.doNothing())
+      .executeTakeFirst();
+    return Number(res.numInsertedOrUpdatedRows ?? 0n) > 0;
+  }
+
+  async getPendingInvite(key: Omit<PendingInviteRow, "token" | "created_ts">): Promise<PendingInviteRow | undefined> {
+    return this.db
+      .selectFrom("threepid_pending_invites")
+      .selectAll()
+      .where("room_id", "=", key.room_id)
+      .where("sender", "=", key.sender)
+      .where("medium", "=", key.medium)
+      .where("address", "=", key.address)
+      .executeTakeFirst();
+  }
+
+  async setPendingToken(key: Omit<PendingInviteRow, "token" | "created_ts">, token: string): Promise<void> {
+    await this.db
+      .updateTable("threepid_pending_invites")
+      .set({ token })
+      .where("room_id", "=", key.room_id)
+      .where("sender", "=", key.sender)
+      .where("medium", "=", key.medium)
+      .where("address", "=", key.address)
+      .execute();
+  }
+
+  /**
+   * Releases a claim. With `expect`, only the row in that state is removed (a stale row taken
+   * over by one request must not be deleted by another).
+   */
+  async releasePendingInvite(key: Omit<PendingInviteRow, "token" | "created_ts">, expect?: { token: string | null; created_ts: number }): Promise<boolean> {
+    let q = this.db
+      .deleteFrom("threepid_pending_invites")
+      .where("room_id", "=", key.room_id)
+      .where("sender", "=", key.sender)
+      .where("medium", "=", key.medium)
+      .where("address", "=", key.address);
+    if (expect) {
+      q = q.where("created_ts", "=", expect.created_ts);
+      q = expect.token === null ? q.where("token", "is", null) : q.where("token", "=", expect.token);
+    }
+    const res = await q.executeTakeFirst();
+    return Number(res.numDeletedRows) > 0;
+  }
+
+  /** The invite for `token` in `roomId` became a membership (or was revoked): no longer pending. */
+  async forgetPendingToken(roomId: string, token: string): Promise<void> {
+    await this.db.deleteFrom("threepid_pending_invites").where("room_id", "=", roomId).where("token", "=", token).execute();
+  }
+
+  // ── onbind claims ────────────────────────────────────────────────────────────
+
+  async claimOnbind(roomId: string, token: string, mxid: string, now: number): Promise<boolean> {
+    const res = await this.db
+      .insertInto("threepid_onbind_claims")
+      .values({ room_id: roomId, token, mxid, state: "pending", created_ts: now })
+      .onConflict((oc) => oc.doNothing())
+      .executeTakeFirst();
+    return Number(res.numInsertedOrUpdatedRows ?? 0n) > 0;
+  }
+
+  async getOnbindClaim(roomId: string, token: string, mxid: string): Promise<OnbindClaimRow | undefined> {
+    return this.db
+      .selectFrom("threepid_onbind_claims")
+      .selectAll()
+      .where("room_id", "=", roomId)
+      .where("token", "=", token)
+      .where("mxid", "=", mxid)
+      .executeTakeFirst();
+  }
+
+  async finishOnbind(roomId: string, token: string, mxid: string): Promise<void> {
+    await this.db
+      .updateTable("threepid_onbind_claims")
+      .set({ state: "done" })
+      .where("room_id", "=", roomId)
+      .where("token", "=", token)
+      .where("mxid", "=", mxid)
+      .execute();
+  }
+
+  async releaseOnbind(roomId: string, token: string, mxid: string, createdTs?: number): Promise<void> {
+    let q = this.db.deleteFrom("threepid_onbind_claims").where("room_id", "=", roomId).where("token", "=", token).where("mxid", "=", mxid);
+    if (createdTs !== undefined) q = q.where("created_ts", "=", createdTs).where("state", "=", "pending");
+    await q.execute();
+  }
+
+  // ── identity-server binds ────────────────────────────────────────────────────
+
+  async recordBind(row: BindRow): Promise<void> {
+    await this.db
+      .insertInto("threepid_id_server_binds")
+      .values(row)
+      .onConflict((oc) => oc.columns(["user_id", "medium", "address", "id_server"]).doNothing())
+      .execute();
+  }
+
+  async bindsFor(userId: string, medium?: string, address?: string): Promise<BindRow[]> {
+    let q = this.db.selectFrom("threepid_id_server_binds").selectAll().where("user_id", "=", userId);
+    if (medium !== undefined) q = q.where("medium", "=", medium);
+    if (address !== undefined) q = q.where("address", "=", address);
+    return q.orderBy("added_ts").execute();
+  }
+
+  async removeBind(userId: string, medium: string, address: string, idServer: string): Promise<void> {
+    await this.db
+      .deleteFrom("threepid_id_server_binds")
+      .where("user_id", "=", userId)
+      .where("medium", "=", medium)
+      .where("address", "=", address)
+      .where("id_server", "=", idServer)
+      .execute();
+  }
+
+  // ── OpenID tokens ────────────────────────────────────────────────────────────
+
+  async insertOpenidToken(row: OpenidTokenRow): Promise<void> {
+    await this.db.insertInto("openid_tokens").values(row).execute();
+  }
+
+  async openidUser(token: string, now: number): Promise<string | undefined> {
+    const row = await this.db.selectFrom("openid_tokens").select(["user_id", "valid_until_ms"]).where("token", "=", token).executeTakeFirst();
+    return row && row.valid_until_ms > now ? row.user_id : undefined;
+  }
+
+  async purgeOpenidTokens(now: number): Promise<void> {
+    await this.db.deleteFrom("openid_tokens").where("valid_until_ms", "<=", now).execute();
+  }
+}
