@@ -67,3 +67,27 @@ test("routes, validation and errors render as Matrix errors", async () => {
   assert.equal(r.json().errcode, "M_TOO_LARGE");
   await app.close();
 });
+
+test("router: repeated query keys reach the query validator; aliases may omit trailing params", async () => {
+  const join = endpoint<unknown, { via: string[]; params: Record<string, string> }, { via?: string[] }>({
+    id: "test.join",
+    api: "client",
+    method: "GET",
+    path: "/_test/state/{roomId}/{stateKey}",
+    aliases: ["/_test/state/{roomId}"],
+    auth: "none",
+    rateLimited: false,
+    query: v.object({ via: v.optional(v.stringList()) }),
+  });
+  const m = createHttpApp();
+  const router = createRouter<undefined>(m, { authenticators: {} });
+  router.add(join, ({ parsedQuery, params, query }) => ({ via: parsedQuery.via ?? [], params, first: query.via }));
+  await m.app.ready();
+  let r = await m.app.inject({ method: "GET", url: "/_test/state/!r:x/k?via=a&via=b" });
+  assert.deepEqual(r.json(), { via: ["a", "b"], params: { roomId: "!r:x", stateKey: "k" }, first: "a" });
+  r = await m.app.inject({ method: "GET", url: "/_test/state/!r:x?via=c" });
+  assert.deepEqual(r.json(), { via: ["c"], params: { roomId: "!r:x", stateKey: "" }, first: "c" });
+  r = await m.app.inject({ method: "GET", url: "/_test/state/!r:x?via=1&via=" + "x".repeat(10) + "&via[x]=1" });
+  assert.equal(r.statusCode, 200);
+  await m.app.close();
+});

@@ -8,6 +8,7 @@ import {
   JsonParseError,
   MatrixError,
   isMatrixError,
+  pathParams,
   toRoutePattern,
   type AuthKind,
   type EndpointDescriptor,
@@ -135,10 +136,17 @@ export function createHttpApp(options: HttpAppOptions = {}): MatrixApp {
 }
 
 /** What a handler sees. */
-export interface RouteContext<Req, Principal> {
+export interface RouteContext<Req, Principal, Query = unknown> {
   body: Req;
+  /** Path parameters, decoded; a parameter of `path` that an alias omits is `""`. */
   params: Record<string, string>;
+  /** Query parameters, first value of each. */
   query: Record<string, string>;
+  /**
+   * The query as the descriptor's `query` validator returned it (repeated keys such as
+   * `?via=a&via=b` kept); `undefined` when the descriptor has no query validator.
+   */
+  parsedQuery: Query;
   auth: Principal;
   request: FastifyRequest;
   reply: FastifyReply;
@@ -175,10 +183,20 @@ function firstValues(q: unknown): Record<string, string> {
   return out;
 }
 
+function rawQuery(q: unknown): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  if (typeof q !== "object" || q === null) return out;
+  for (const [k, val] of Object.entries(q as Record<string, unknown>)) {
+    if (typeof val === "string") out[k] = val;
+    else if (Array.isArray(val)) out[k] = val.filter((x): x is string => typeof x === "string");
+  }
+  return out;
+}
+
 export interface Router<P> {
-  add<Req, Res>(
-    d: EndpointDescriptor<Req, Res>,
-    handler: (ctx: RouteContext<Req, P>) => Promise<Res | typeof HANDLED> | Res | typeof HANDLED,
+  add<Req, Res, Q = unknown>(
+    d: EndpointDescriptor<Req, Res, Q>,
+    handler: (ctx: RouteContext<Req, P, Q>) => Promise<Res | typeof HANDLED> | Res | typeof HANDLED,
   ): void;
 }
 
@@ -187,6 +205,7 @@ export function createRouter<P>(m: MatrixApp, options: RouterOptions<P>): Router
   return {
     add(d, handler) {
       const paths = [d.path, ...(d.aliases ?? [])];
+      const declaredParams = pathParams(d.path);
       for (const path of paths) {
         const url = toRoutePattern(path);
         m.recordRoute(d.method, url);
@@ -206,7 +225,10 @@ export function createRouter<P>(m: MatrixApp, options: RouterOptions<P>): Router
               }
               if (d.rateLimited && options.rateLimit) await options.rateLimit(request, d, principal);
               const query = firstValues(request.query);
-              if (d.query) d.query(query, "query");
+              // Validate the raw query so repeated keys reach list validators intact.
+              const parsedQuery: unknown = d.query ? d.query(rawQuery(request.query), "query") : undefined;
+              const params: Record<string, string> = { ...((request.params ?? {}) as Record<string, string>) };
+              for (const name of declaredParams) params[name] ??= "";
               let body: unknown = request.body;
               if (d.body) {
                 if (body === undefined && (d.method === "POST" || d.method === "PUT")) body = {};
@@ -214,8 +236,9 @@ export function createRouter<P>(m: MatrixApp, options: RouterOptions<P>): Router
               }
               const result = await handler({
                 body: body as never,
-                params: (request.params ?? {}) as Record<string, string>,
+                params,
                 query,
+                parsedQuery: parsedQuery as never,
                 auth: principal as P,
                 request,
                 reply,
