@@ -7,7 +7,16 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { AddressInfo } from "node:net";
 import { tempDir } from "@beckon/test-support";
-import { createOutboundClient, isBlockedAddress, blockedReason, OutboundError, type HostResolver, type OutboundErrorKind } from "./outbound.js";
+import {
+  checkPublicHost,
+  createOutboundClient,
+  isAllowedByMap,
+  isBlockedAddress,
+  blockedReason,
+  OutboundError,
+  type HostResolver,
+  type OutboundErrorKind,
+} from "./outbound.js";
 
 test("isBlockedAddress: range table", () => {
   const blocked = [
@@ -188,6 +197,36 @@ test("timeouts against a hanging loopback server", async () => {
   setTimeout(() => controller.abort(), 50);
   await expectKind(p, "network", /aborted/);
   c.close();
+});
+
+test("connect timeout: a resolver that never answers counts against it", async () => {
+  const c = createOutboundClient({ allowPrivate: true, connectTimeoutMs: 100, resolve: () => new Promise(() => {}) });
+  const started = Date.now();
+  await expectKind(c.request("http://slow-dns.test/"), "timeout", /no connection within 100 ms/);
+  assert.ok(Date.now() - started < 2000);
+  c.close();
+});
+
+test("isAllowedByMap and checkPublicHost (no connections)", async () => {
+  const map = { "localhost:8090": "http://127.0.0.1:8090", "is.test": "https://is.test/prefix/" };
+  assert.equal(isAllowedByMap("http://127.0.0.1:8090/_matrix/identity/v2/pubkey/isvalid?public_key=x", map), true);
+  assert.equal(isAllowedByMap("http://127.0.0.1:8091/x", map), false);
+  assert.equal(isAllowedByMap("https://127.0.0.1:8090/x", map), false);
+  assert.equal(isAllowedByMap("https://is.test/prefix/x", map), true);
+  assert.equal(isAllowedByMap("https://is.test/prefix", map), true);
+  assert.equal(isAllowedByMap("https://is.test/prefixed", map), false);
+  assert.equal(isAllowedByMap("https://is.test/other", map), false);
+  assert.equal(isAllowedByMap("http://user@127.0.0.1:8090/x", map), false);
+  assert.equal(isAllowedByMap("not a url", map), false);
+  assert.equal(isAllowedByMap("http://127.0.0.1:8090/x", ["http://127.0.0.1:8090"]), true);
+
+  const resolve = fakeResolver({ "public.test": ["93.184.215.14", "2606:2800:21f:cb07:6820:80da:af6b:8b2c"], "sneaky.test": ["93.184.215.14", "10.0.0.1"] });
+  assert.deepEqual(await checkPublicHost("public.test", resolve), { ok: true, addresses: ["93.184.215.14", "2606:2800:21f:cb07:6820:80da:af6b:8b2c"] });
+  assert.equal((await checkPublicHost("sneaky.test", resolve)).ok, false);
+  assert.equal((await checkPublicHost("missing.test", resolve)).ok, false);
+  assert.equal((await checkPublicHost("127.0.0.1", resolve)).ok, false);
+  assert.equal((await checkPublicHost("[::ffff:10.0.0.1]", resolve)).ok, false);
+  assert.deepEqual(await checkPublicHost("8.8.8.8", resolve), { ok: true, addresses: ["8.8.8.8"] });
 });
 
 test("response size cap: declared and streamed bodies", async () => {

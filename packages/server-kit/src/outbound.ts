@@ -402,6 +402,60 @@ export function createOutboundClient(options: OutboundClientOptions = {}): Outbo
   };
 }
 
+/**
+ * True when `url` lies under one of the explicitly configured base URLs (same scheme, host
+ * and port, and path below the base path): such a URL is used as configured, i.e. requested
+ * with `trusted: true` (DECISIONS.md: `key_validity_url` fetches to the mapped base URLs).
+ */
+export function isAllowedByMap(url: string, baseUrls: Iterable<string> | Readonly<Record<string, string>>): boolean {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return false;
+  }
+  const list = Symbol.iterator in Object(baseUrls) ? [...(baseUrls as Iterable<string>)] : Object.values(baseUrls as Record<string, string>);
+  return list.some((base) => {
+    let b: URL;
+    try {
+      b = new URL(base);
+    } catch {
+      return false;
+    }
+    if (b.origin !== u.origin || b.username !== "" || u.username !== "") return false;
+    const prefix = b.pathname.replace(/\/+$/, "");
+    return u.pathname === prefix || u.pathname.startsWith(`${prefix}/`);
+  });
+}
+
+/**
+ * Resolves `host` (a name or an IP literal) and says whether every address is public —
+ * the check DECISIONS.md asks for before talking to an unmapped identity server. Makes no
+ * connection. `resolve` defaults to the system resolver.
+ */
+export async function checkPublicHost(
+  host: string,
+  resolve: HostResolver = defaultResolve,
+): Promise<{ ok: true; addresses: string[] } | { ok: false; reason: string }> {
+  const h = stripBrackets(host);
+  let addresses: string[];
+  if (isIP(h) !== 0) addresses = [h];
+  else {
+    try {
+      addresses = (await resolve(h)).map((a) => a.address);
+    } catch (e) {
+      const code = (e as { code?: unknown }).code;
+      return { ok: false, reason: `cannot resolve ${h}: ${typeof code === "string" ? code : "error"}` };
+    }
+  }
+  if (addresses.length === 0) return { ok: false, reason: `no address for ${h}` };
+  for (const a of addresses) {
+    const why = blockedReason(a);
+    if (why !== undefined) return { ok: false, reason: `${h} resolves to a refused address (${why})` };
+  }
+  return { ok: true, addresses };
+}
+
 function lowerCaseKeys(h: Record<string, string>): Record<string, string> {
   return Object.fromEntries(Object.entries(h).map(([k, val]) => [k.toLowerCase(), val]));
 }
