@@ -119,7 +119,12 @@ const V6_RANGES: Range[] = [
   range("fe80::/10", "link-local"),
   range("fec0::/10", "site-local (deprecated)"),
   range("ff00::/8", "multicast"),
+  range("3fff::/20", "documentation"),
 ];
+
+// Everything outside 2000::/3 is reserved, local or special (IANA IPv6 address space):
+// refusing it also covers IPv4-translated ::ffff:0:a.b.c.d and any range added later.
+const V6_GLOBAL_UNICAST = range("2000::/3", "global unicast");
 
 function inRange(bytes: number[], r: Range): boolean {
   let bits = r.prefix;
@@ -144,7 +149,9 @@ export function blockedReason(ip: string): string | undefined {
     bytes = bytes.slice(12);
     ranges = V4_RANGES;
   }
-  return ranges.find((r) => inRange(bytes, r))?.label;
+  const hit = ranges.find((r) => inRange(bytes, r))?.label;
+  if (hit !== undefined || ranges === V4_RANGES) return hit;
+  return inRange(bytes, V6_GLOBAL_UNICAST) ? undefined : "reserved (outside global unicast 2000::/3)";
 }
 
 /** True when an outbound request must not connect to `ip` (see {@link blockedReason}). */
