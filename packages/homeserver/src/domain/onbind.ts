@@ -215,6 +215,19 @@ async function onbindOne(s: ThreepidServices, raw: unknown, validity: ValidityCa
     log.warn(ctx, "onbind: target is banned from the room; refused");
     return "refused";
   }
+  // Verify before claiming: a forged copy of a valid invite (same room, token and mxid) must
+  // not hold the claim while the genuine one is turned away.
+  let result: VerifyOutcome;
+  try {
+    result = await verifySignedInvite(s, inv.room_id, signed, validity);
+  } catch (e) {
+    log.error({ ...ctx, err: e }, "onbind: verification failed unexpectedly; will be retried");
+    return "retry";
+  }
+  if (!result.ok) {
+    log.warn({ ...ctx, reason: result.error.message }, result.retry ? "onbind: invite cannot be checked now; retry" : "onbind: invite refused");
+    return result.retry ? "retry" : "refused";
+  }
   const now = s.deps.clock.now();
   if (!(await s.store.claimOnbind(inv.room_id, signed.token, target, now))) {
     const claim = await s.store.getOnbindClaim(inv.room_id, signed.token, target);
@@ -222,22 +235,9 @@ async function onbindOne(s: ThreepidServices, raw: unknown, validity: ValidityCa
       await s.store.releaseOnbind(inv.room_id, signed.token, target, claim.created_ts);
       if (!(await s.store.claimOnbind(inv.room_id, signed.token, target, now))) return "done";
     } else {
-      // Done before, or being done right now by another request.
+      // Done before, or being done right now by another request (which answers for itself).
       return "done";
     }
-  }
-  let result: VerifyOutcome;
-  try {
-    result = await verifySignedInvite(s, inv.room_id, signed, validity);
-  } catch (e) {
-    await s.store.releaseOnbind(inv.room_id, signed.token, target);
-    log.error({ ...ctx, err: e }, "onbind: verification failed unexpectedly; will be retried");
-    return "retry";
-  }
-  if (!result.ok) {
-    await s.store.releaseOnbind(inv.room_id, signed.token, target);
-    log.warn({ ...ctx, reason: result.error.message }, result.retry ? "onbind: invite cannot be checked now; retry" : "onbind: invite refused");
-    return result.retry ? "retry" : "refused";
   }
   const ev = memberInvite(result.invite, result.displayName, signed);
   try {
