@@ -131,7 +131,11 @@ homeservers:
   try {
     let err: unknown;
     try {
-      loadConfig(spec, { file: f.file, envPrefix: "BECKON_IS_", env: { BECKON_IS_RATE_LIMITS__ENABLED: "maybe", BECKON_IS_NO_SUCH: "1" } });
+      loadConfig(spec, {
+        file: f.file,
+        envPrefix: "BECKON_IS_",
+        env: { BECKON_IS_RATE_LIMITS__ENABLED: "maybe", BECKON_IS_NO_SUCH: "1", BECKON_IS_RATE_LIMITS__STORE_INVITE__PER_SECOND: "0" },
+      });
     } catch (e) {
       err = e;
     }
@@ -148,10 +152,11 @@ homeservers:
       "homeservers.a: must be an absolute URL",
       "BECKON_IS_RATE_LIMITS__ENABLED: rate_limits.enabled: must be true or false",
       "BECKON_IS_NO_SUCH: unknown setting no_such",
+      "BECKON_IS_RATE_LIMITS__STORE_INVITE__PER_SECOND: rate_limits.store_invite.per_second: must be greater than 0",
     ]) {
       assert.ok(p.includes(expected), `missing "${expected}" in:\n${p}`);
     }
-    assert.equal(err.problems.length, 10, p);
+    assert.equal(err.problems.length, 11, p);
     assert.match(err.message, /Invalid configuration/);
   } finally {
     f.cleanup();

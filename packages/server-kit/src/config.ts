@@ -215,7 +215,7 @@ export const c = {
     return v.record(c.url());
   },
   /** A value that is `fallback` when absent. */
-  default<T>(inner: Validator<T>, fallback: T | string): Validator<T> {
+  default<T>(inner: Validator<T>, fallback: NoInfer<T> | string): Validator<T> {
     return (x, path = "value") => (x === undefined ? inner(fallback, path) : inner(x, path));
   },
   /** Booleans, also from `"true"`/`"false"`/`"1"`/`"0"`/`"yes"`/`"no"` (environment strings). */
@@ -235,7 +235,7 @@ export const c = {
 /** `{per_second, burst}` for one rate-limited action, with defaults. */
 export function rateLimitSetting(defaults: { perSecond: number; burst: number }): { per_second: Validator<number>; burst: Validator<number> } {
   return {
-    per_second: c.default(c.number({ min: 0 }), String(defaults.perSecond)),
+    per_second: c.default(v.refine(c.number(), (n) => n > 0, "must be greater than 0"), String(defaults.perSecond)),
     burst: c.default(c.number({ min: 1 }), String(defaults.burst)),
   };
 }
