@@ -21,21 +21,30 @@ for (let i = 0; i < 64; i++) {
   DECODE[URL_SAFE.charCodeAt(i)] = i;
 }
 
+/** Two output characters per 12 input bits: halves the work of the encoder loop. */
+function pairTable(alphabet: string): string[] {
+  const t: string[] = new Array<string>(4096);
+  for (let i = 0; i < 4096; i++) t[i] = alphabet[i >> 6]! + alphabet[i & 63]!;
+  return t;
+}
+const PAIRS = new Map<string, string[]>();
+
 function encodeWith(bytes: Uint8Array, alphabet: string): string {
+  let pairs = PAIRS.get(alphabet);
+  if (!pairs) PAIRS.set(alphabet, (pairs = pairTable(alphabet)));
   let out = "";
   const n = bytes.length;
   let i = 0;
   for (; i + 2 < n; i += 3) {
     const v = (bytes[i]! << 16) | (bytes[i + 1]! << 8) | bytes[i + 2]!;
-    out += alphabet[(v >> 18) & 63]! + alphabet[(v >> 12) & 63]! + alphabet[(v >> 6) & 63]! + alphabet[v & 63]!;
+    out += pairs[v >> 12]! + pairs[v & 4095]!;
   }
   const rest = n - i;
   if (rest === 1) {
-    const v = bytes[i]! << 16;
-    out += alphabet[(v >> 18) & 63]! + alphabet[(v >> 12) & 63]!;
+    out += pairs[bytes[i]! << 4]!;
   } else if (rest === 2) {
     const v = (bytes[i]! << 16) | (bytes[i + 1]! << 8);
-    out += alphabet[(v >> 18) & 63]! + alphabet[(v >> 12) & 63]! + alphabet[(v >> 6) & 63]!;
+    out += pairs[v >> 12]! + alphabet[(v >> 6) & 63]!;
   }
   return out;
 }

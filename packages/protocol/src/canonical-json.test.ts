@@ -184,20 +184,18 @@ const { json } = fc.letrec<{ json: JsonValue }>((tie) => ({
   ),
 }));
 
-function codePointKeysSorted(v: unknown): boolean {
-  if (Array.isArray(v)) return v.every(codePointKeysSorted);
-  if (v === null || typeof v !== "object") return true;
-  const keys = Object.keys(v);
-  const cps = keys.map((k) => Array.from(k, (c) => c.codePointAt(0)!));
-  for (let i = 1; i < cps.length; i++) {
-    const a = cps[i - 1]!;
-    const b = cps[i]!;
-    let cmp = 0;
-    for (let j = 0; j < Math.min(a.length, b.length) && cmp === 0; j++) cmp = a[j]! - b[j]!;
-    if (cmp === 0) cmp = a.length - b.length;
-    if (cmp >= 0) return false;
-  }
-  return Object.values(v).every(codePointKeysSorted);
+/** An independent, obviously-correct reference encoder: entries sorted by code-point arrays. */
+function reference(v: unknown): string {
+  if (Array.isArray(v)) return "[" + v.map(reference).join(",") + "]";
+  if (v === null || typeof v !== "object") return JSON.stringify(v);
+  const cp = (k: string) => Array.from(k, (c) => c.codePointAt(0)!);
+  const entries = Object.entries(v).sort(([a], [b]) => {
+    const x = cp(a);
+    const y = cp(b);
+    for (let i = 0; i < Math.min(x.length, y.length); i++) if (x[i] !== y[i]) return x[i]! - y[i]!;
+    return x.length - y.length;
+  });
+  return "{" + entries.map(([k, x]) => JSON.stringify(k) + ":" + reference(x)).join(",") + "}";
 }
 
 test("property: parseJson(encodeCanonicalJson(x)) equals x, and the encoding is stable", () => {
@@ -214,10 +212,10 @@ test("property: parseJson(encodeCanonicalJson(x)) equals x, and the encoding is 
   );
 });
 
-test("property: object keys come out in code-point order", () => {
+test("property: the encoding equals an independent reference encoder", () => {
   fc.assert(
-    fc.property(json, (x) => codePointKeysSorted(parseJson(encodeCanonicalJson(x)))),
-    { numRuns: 300 },
+    fc.property(json, (x) => encodeCanonicalJson(x) === reference(x)),
+    { numRuns: 500 },
   );
 });
 
@@ -232,5 +230,24 @@ test("property: compareCodePoints agrees with comparing code point arrays", () =
       return Math.sign(compareCodePoints(a, b)) === Math.sign(ref);
     }),
     { numRuns: 1000 },
+  );
+});
+
+test("array-index-like keys keep code-point order (JS objects would reorder them)", () => {
+  assert.equal(encodeCanonicalJson({ b: 1, "10": 2, "9": 3, a: { "2": 0, "1": 0, "01": 0 } }), '{"10":2,"9":3,"a":{"01":0,"1":0,"2":0},"b":1}');
+  assert.equal(encodeCanonicalJson({ "4294967295": 1, "4294967294": 2, x: [{ "0": 1 }] }), '{"4294967294":2,"4294967295":1,"x":[{"0":1}]}');
+  assert.throws(() => encodeCanonicalJson({ "1": 1.5 }), CanonicalJsonError);
+  assert.throws(() => encodeCanonicalJson({ a: 1.5, "1": 1 }), CanonicalJsonError);
+});
+
+test("property: the fast and the slow encoder agree (keys drawn from digits)", () => {
+  const digitKeys = fc.dictionary(fc.stringMatching(/^[0-9a]{1,3}$/), fc.oneof(fc.maxSafeInteger(), fc.string({ maxLength: 3 })), { maxKeys: 6, noNullPrototype: true });
+  fc.assert(
+    fc.property(fc.oneof(digitKeys, fc.record({ x: digitKeys, "1": digitKeys }, { noNullPrototype: true })), (x) => {
+      const text = encodeCanonicalJson(x);
+      assert.equal(text, reference(x));
+      assert.deepEqual(parseJson(text), x);
+    }),
+    { numRuns: 300 },
   );
 });

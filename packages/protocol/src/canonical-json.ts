@@ -42,30 +42,29 @@ export function compareCodePoints(a: string, b: string): number {
   return a.length - b.length;
 }
 
-function hasLoneSurrogate(s: string): boolean {
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 0xd800 || c > 0xdfff) continue;
-    if (c <= 0xdbff) {
-      const d = s.charCodeAt(i + 1);
-      if (d >= 0xdc00 && d <= 0xdfff) {
-        i++;
-        continue;
-      }
-    }
-    return true;
-  }
-  return false;
-}
+/** Matches a surrogate that is not part of a pair (in `u` mode, pairs are one code point). */
+const LONE_SURROGATE = /\p{Cs}/u;
+/** Any surrogate: keys without one sort the same by code unit as by code point. */
+const ANY_SURROGATE = /[\uD800-\uDFFF]/;
 
 function encodeString(s: string): string {
-  if (hasLoneSurrogate(s)) throw new CanonicalJsonError("string contains a lone surrogate");
+  if (LONE_SURROGATE.test(s)) throw new CanonicalJsonError("string contains a lone surrogate");
   // JSON.stringify escapes exactly `"`, `\` and U+0000–U+001F (short forms where JSON has
   // them, else \u00xx in lower case), which is what the canonical grammar asks for.
   return JSON.stringify(s);
 }
 
-function encodeValue(value: unknown, depth: number): string {
+/**
+ * Sorts keys by code point. The default sort compares UTF-16 code units, which gives the same
+ * order unless a key holds a surrogate (a code point above U+FFFF): only then use the slower
+ * comparator.
+ */
+function sortKeys(keys: string[]): string[] {
+  for (const k of keys) if (ANY_SURROGATE.test(k)) return keys.sort(compareCodePoints);
+  return keys.sort();
+}
+
+function encodeValue(value: unknown, depth: number, skipTopLevel?: ReadonlySet<string>): string {
   if (depth > 512) throw new CanonicalJsonError("value nested too deeply");
   switch (typeof value) {
     case "string":
@@ -93,12 +92,13 @@ function encodeValue(value: unknown, depth: number): string {
         throw new CanonicalJsonError("only plain objects can be encoded");
       }
       const obj = value as Record<string, unknown>;
-      const keys = Object.keys(obj).sort(compareCodePoints);
+      const keys = sortKeys(Object.keys(obj));
       let out = "{";
       let first = true;
       for (const k of keys) {
         const v = obj[k];
         if (v === undefined) continue; // like JSON.stringify: absent
+        if (skipTopLevel !== undefined && skipTopLevel.has(k)) continue;
         if (!first) out += ",";
         first = false;
         out += encodeString(k) + ":" + encodeValue(v, depth + 1);
@@ -110,13 +110,93 @@ function encodeValue(value: unknown, depth: number): string {
   }
 }
 
+/** Thrown inside the fast path when an object has an array-index key (see {@link sortedCopy}). */
+class NeedsSlowPath {}
+const NEEDS_SLOW_PATH = new NeedsSlowPath();
+/** Keys that JS objects enumerate first, in numeric order, whatever the insertion order. */
+const INDEX_LIKE_KEY = /^(?:0|[1-9][0-9]{0,9})$/;
+
+/**
+ * Fast path: a copy of `value` with object keys inserted in canonical order, checked like
+ * {@link encodeValue}, for the native `JSON.stringify` to print (its escaping is the canonical
+ * one). JS objects enumerate array-index keys (`"0"`, `"12"`) before all others, so an object
+ * with such a key sends the whole value down the slow path.
+ */
+function sortedCopy(value: unknown, depth: number, skipTopLevel?: ReadonlySet<string>): unknown {
+  if (depth > 512) throw new CanonicalJsonError("value nested too deeply");
+  switch (typeof value) {
+    case "string":
+      if (LONE_SURROGATE.test(value)) throw new CanonicalJsonError("string contains a lone surrogate");
+      return value;
+    case "number":
+      if (!Number.isInteger(value)) throw new CanonicalJsonError(`not an integer: ${String(value)}`);
+      if (value > MAX_SAFE_INTEGER || value < MIN_SAFE_INTEGER) throw new CanonicalJsonError(`integer out of range: ${String(value)}`);
+      return value;
+    case "boolean":
+      return value;
+    case "object": {
+      if (value === null) return null;
+      if (Array.isArray(value)) {
+        const out = new Array<unknown>(value.length);
+        for (let i = 0; i < value.length; i++) {
+          const item: unknown = value[i];
+          if (item === undefined) throw new CanonicalJsonError("cannot encode a undefined");
+          out[i] = sortedCopy(item, depth + 1);
+        }
+        return out;
+      }
+      const proto: unknown = Object.getPrototypeOf(value);
+      if (proto !== Object.prototype && proto !== null) throw new CanonicalJsonError("only plain objects can be encoded");
+      const obj = value as Record<string, unknown>;
+      const out: Record<string, unknown> = {};
+      for (const k of sortKeys(Object.keys(obj))) {
+        const v = obj[k];
+        if (v === undefined) continue;
+        if (skipTopLevel !== undefined && skipTopLevel.has(k)) continue;
+        if (INDEX_LIKE_KEY.test(k)) throw NEEDS_SLOW_PATH;
+        if (LONE_SURROGATE.test(k)) throw new CanonicalJsonError("string contains a lone surrogate");
+        const copy = sortedCopy(v, depth + 1);
+        if (k === "__proto__") Object.defineProperty(out, k, { value: copy, enumerable: true, writable: true, configurable: true });
+        else out[k] = copy;
+      }
+      return out;
+    }
+    default:
+      throw new CanonicalJsonError(`cannot encode a ${typeof value}`);
+  }
+}
+
+function encode(value: unknown, skipTopLevel?: ReadonlySet<string>): string {
+  try {
+    return JSON.stringify(sortedCopy(value, 0, skipTopLevel));
+  } catch (e) {
+    if (e === NEEDS_SLOW_PATH) return encodeValue(value, 0, skipTopLevel);
+    throw e;
+  }
+}
+
 /**
  * Encodes `value` as canonical JSON. Throws {@link CanonicalJsonError} for floats,
  * NaN/Infinity, integers beyond ±(2^53 − 1), lone surrogates, and non-JSON values.
  * Object properties whose value is `undefined` are omitted, as `JSON.stringify` does.
+ *
+ * @example
+ * encodeCanonicalJson({ b: [1, true], a: { "\u{1F600}": null, z: "x" } }) // '{"a":{"z":"x","😀":null},"b":[1,true]}'
+ * encodeCanonicalJson({ n: 1.5 }) // throws CanonicalJsonError
  */
 export function encodeCanonicalJson(value: unknown): string {
-  return encodeValue(value, 0);
+  return encode(value);
+}
+
+/**
+ * Canonical JSON of an object without some of its top-level keys, without copying it
+ * (e.g. `signatures` and `unsigned` for signing).
+ *
+ * @example
+ * encodeCanonicalJsonWithout({ b: 1, unsigned: { age: 1 } }, new Set(["unsigned"])) // '{"b":1}'
+ */
+export function encodeCanonicalJsonWithout(value: Record<string, unknown>, omitKeys: ReadonlySet<string>): string {
+  return encode(value, omitKeys);
 }
 
 /** Options for {@link parseJson}. */

@@ -5,12 +5,39 @@
 import * as nodeCrypto from "node:crypto";
 import { ED25519_PKCS8_PREFIX, ED25519_SPKI_PREFIX, concatBytes, type CryptoProvider } from "./crypto.js";
 
+function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/**
+ * {@link CryptoProvider} on `node:crypto`, caching key objects (importing a key costs more than
+ * signing with it). The `*Sync` methods serve servers' hot paths.
+ *
+ * @example
+ * import { nodeCryptoProvider, signJson, setDefaultCryptoProvider } from "@beckon/protocol/node";
+ * setDefaultCryptoProvider(nodeCryptoProvider);
+ * const signed = await signJson({ mxid, token }, "is.example", "ed25519:0", seed);
+ */
 export class NodeCryptoProvider implements CryptoProvider {
   readonly #privateKeys = new Map<string, nodeCrypto.KeyObject>();
   readonly #publicKeys = new Map<string, nodeCrypto.KeyObject>();
 
+  /** Fast path for callers that pass the same seed array again (servers keep theirs). */
+  readonly #bySeedObject = new WeakMap<Uint8Array, { copy: Uint8Array; key: nodeCrypto.KeyObject }>();
+
   #privateKey(seed: Uint8Array): nodeCrypto.KeyObject {
     if (seed.length !== 32) throw new TypeError("an ed25519 seed is 32 bytes");
+    const hit = this.#bySeedObject.get(seed);
+    // The array may have been overwritten since: compare with the copy taken then.
+    if (hit && bytesEqual(hit.copy, seed)) return hit.key;
+    const key = this.#privateKeyBySeedValue(seed);
+    this.#bySeedObject.set(seed, { copy: seed.slice(), key });
+    return key;
+  }
+
+  #privateKeyBySeedValue(seed: Uint8Array): nodeCrypto.KeyObject {
     const cacheKey = Buffer.from(seed.buffer, seed.byteOffset, seed.byteLength).toString("latin1");
     let key = this.#privateKeys.get(cacheKey);
     if (!key) {

@@ -7,17 +7,18 @@
  * await verifyJsonSignature(signed, "domain", "ed25519:1", publicKey); // true
  */
 import { decodeBase64, encodeBase64 } from "./base64.js";
-import { encodeCanonicalJson, isJsonObject } from "./canonical-json.js";
+import { encodeCanonicalJsonWithout, isJsonObject } from "./canonical-json.js";
 import { getDefaultCryptoProvider, type CryptoProvider } from "./crypto.js";
 import { utf8Encode } from "./utf8.js";
 
 /** `signatures` as it appears on signed JSON: entity → key id → unpadded base64 signature. */
 export type Signatures = Record<string, Record<string, string>>;
 
+const NOT_SIGNED: ReadonlySet<string> = new Set(["signatures", "unsigned"]);
+
 /** The bytes that are signed for `obj`: canonical JSON without `signatures` and `unsigned`. */
 export function signingBytes(obj: Record<string, unknown>): Uint8Array {
-  const { signatures: _s, unsigned: _u, ...rest } = obj;
-  return utf8Encode(encodeCanonicalJson(rest));
+  return utf8Encode(encodeCanonicalJsonWithout(obj, NOT_SIGNED));
 }
 
 function toKeyBytes(key: Uint8Array | string): Uint8Array {
