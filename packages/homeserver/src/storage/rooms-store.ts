@@ -1,0 +1,446 @@
+/**
+ * Rooms and their events: the event log (full PDUs in stream order), the current-state and
+ * membership projections (rebuildable from the log), transaction ids, aliases.
+ *
+ * Writers go through {@link RoomStore.withRoomWrite}: one transaction holding the room's row
+ * lock (PostgreSQL `FOR UPDATE`; SQLite has one writer), so every room stays a chain with one
+ * forward extremity even with several processes. Stream positions come from one counter row
+ * updated inside the same transaction, so they are handed out in commit order.
+ */
+import { sql, type Kysely, type Transaction } from "kysely";
+import { inTransaction, type Engine } from "@beckon/server-kit";
+import { stateKeyId, type PDU } from "@beckon/protocol";
+import type { HomeserverDB } from "./schema.js";
+
+export interface RoomRecord {
+  roomId: string;
+  roomVersion: string;
+  creator: string;
+  createdTs: number;
+  latestEventId: string;
+  latestDepth: number;
+  latestStream: number;
+}
+
+/** An event as stored, with its position in the stream. */
+export interface EventRecord {
+  eventId: string;
+  streamOrdering: number;
+  roomId: string;
+  type: string;
+  stateKey: string | undefined;
+  sender: string;
+  originServerTs: number;
+  pdu: PDU;
+  unsigned: Record<string, unknown> | undefined;
+  txnDeviceId: string | undefined;
+  txnId: string | undefined;
+}
+
+export interface NewEventRecord {
+  eventId: string;
+  pdu: PDU;
+  /** Local unsigned data (`prev_content`, …). */
+  unsigned?: Record<string, unknown>;
+  txn?: { userId: string; deviceId: string; txnId: string };
+}
+
+export interface MembershipRecord {
+  roomId: string;
+  userId: string;
+  membership: string;
+  eventId: string;
+  streamOrdering: number;
+  forgotten: boolean;
+}
+
+export interface StateKey {
+  type: string;
+  stateKey: string;
+}
+
+/** Operations inside one room's write transaction. */
+export interface RoomWriteTx {
+  /** The room as locked at the start of the transaction (undefined for a new room). */
+  readonly room: RoomRecord | undefined;
+  /** Current state events for the given keys, keyed by `stateKeyId`. */
+  getState(keys: readonly StateKey[]): Promise<Map<string, EventRecord>>;
+  getTxn(userId: string, deviceId: string, txnId: string): Promise<string | undefined>;
+  getAliasRoom(alias: string): Promise<string | undefined>;
+  insertRoom(r: Omit<RoomRecord, "latestEventId" | "latestDepth" | "latestStream">): Promise<void>;
+  insertAlias(a: { alias: string; roomId: string; creator: string; now: number }): Promise<void>;
+  /** Appends events (in order) to the room: positions, state and membership projections, latest event. */
+  append(events: readonly NewEventRecord[]): Promise<EventRecord[]>;
+}
+
+export interface RoomStore {
+  withRoomWrite<T>(roomId: string, fn: (tx: RoomWriteTx) => Promise<T>): Promise<T>;
+  getRoom(roomId: string): Promise<RoomRecord | undefined>;
+  getEvent(eventId: string): Promise<EventRecord | undefined>;
+  /** Every current state event of the room. */
+  getCurrentState(roomId: string): Promise<EventRecord[]>;
+  getStateEvents(roomId: string, keys: readonly StateKey[]): Promise<Map<string, EventRecord>>;
+  getMembership(roomId: string, userId: string): Promise<MembershipRecord | undefined>;
+  /** Memberships of the user in every room (any membership). */
+  getUserMemberships(userId: string): Promise<MembershipRecord[]>;
+  getRoomMemberships(roomId: string): Promise<MembershipRecord[]>;
+  /** Events of the given rooms with `from < stream_ordering ≤ to`, ascending. */
+  getEventsBetween(roomIds: readonly string[], from: number, to: number): Promise<EventRecord[]>;
+  /**
+   * The room's events with stream_ordering ≤ `upTo` (descending, newest first) when `dir` is
+   * "b", or > `after` ascending when "f"; at most `limit`.
+   */
+  getRoomEvents(roomId: string, opts: { dir: "b"; upTo: number; limit: number } | { dir: "f"; after: number; upTo: number; limit: number }): Promise<EventRecord[]>;
+  /** The newest stream position handed out. */
+  currentStreamPos(): Promise<number>;
+  getTxn(userId: string, deviceId: string, txnId: string): Promise<string | undefined>;
+  setForgotten(roomId: string, userId: string): Promise<void>;
+  getAlias(alias: string): Promise<{ roomId: string; creator: string } | undefined>;
+  getRoomAliases(roomId: string): Promise<string[]>;
+  /** False when the alias exists. */
+  insertAlias(a: { alias: string; roomId: string; creator: string; now: number }): Promise<boolean>;
+  deleteAlias(alias: string): Promise<boolean>;
+  /** Recomputes `hs_current_state` and `hs_memberships` of a room from its event log. */
+  rebuildRoomProjections(roomId: string): Promise<void>;
+  /** Every room ID (for rebuilding all projections). */
+  listRoomIds(): Promise<string[]>;
+}
+
+type EventRow = HomeserverDB["hs_events"];
+
+function toEventRecord(r: EventRow): EventRecord {
+  return {
+    eventId: r.event_id,
+    streamOrdering: Number(r.stream_ordering),
+    roomId: r.room_id,
+    type: r.type,
+    stateKey: r.state_key ?? undefined,
+    sender: r.sender,
+    originServerTs: Number(r.origin_server_ts),
+    pdu: JSON.parse(r.json) as PDU,
+    unsigned: r.unsigned_json ? (JSON.parse(r.unsigned_json) as Record<string, unknown>) : undefined,
+    txnDeviceId: r.txn_device_id ?? undefined,
+    txnId: r.txn_id ?? undefined,
+  };
+}
+
+function toRoomRecord(r: HomeserverDB["hs_rooms"]): RoomRecord {
+  return {
+    roomId: r.room_id,
+    roomVersion: r.room_version,
+    creator: r.creator,
+    createdTs: Number(r.created_ts),
+    latestEventId: r.latest_event_id,
+    latestDepth: Number(r.latest_depth),
+    latestStream: Number(r.latest_stream),
+  };
+}
+
+function toMembership(r: HomeserverDB["hs_memberships"]): MembershipRecord {
+  return {
+    roomId: r.room_id,
+    userId: r.user_id,
+    membership: r.membership,
+    eventId: r.event_id,
+    streamOrdering: Number(r.stream_ordering),
+    forgotten: r.forgotten === 1,
+  };
+}
+
+const CHUNK = 200;
+
+function chunks<T>(xs: readonly T[], n = CHUNK): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < xs.length; i += n) out.push(xs.slice(i, i + n));
+  return out;
+}
+
+type Db = Kysely<HomeserverDB> | Transaction<HomeserverDB>;
+
+async function selectState(db: Db, roomId: string, keys: readonly StateKey[]): Promise<Map<string, EventRecord>> {
+  const out = new Map<string, EventRecord>();
+  if (keys.length === 0) return out;
+  for (const part of chunks(keys, 100)) {
+    const rows = await db
+      .selectFrom("hs_current_state as cs")
+      .innerJoin("hs_events as e", "e.event_id", "cs.event_id")
+      .selectAll("e")
+      .where("cs.room_id", "=", roomId)
+      .where((eb) => eb.or(part.map((k) => eb.and([eb("cs.type", "=", k.type), eb("cs.state_key", "=", k.stateKey)]))))
+      .execute();
+    for (const r of rows) out.set(stateKeyId(r.type, r.state_key ?? ""), toEventRecord(r));
+  }
+  return out;
+}
+
+/** Applies events (ascending) to the projections. Events must already be in hs_events. */
+async function project(trx: Db, roomId: string, events: readonly EventRecord[]): Promise<void> {
+  const state = new Map<string, { type: string; stateKey: string; eventId: string }>();
+  const members = new Map<string, { userId: string; membership: string; eventId: string; so: number }>();
+  for (const e of events) {
+    if (e.stateKey === undefined) continue;
+    state.set(stateKeyId(e.type, e.stateKey), { type: e.type, stateKey: e.stateKey, eventId: e.eventId });
+    if (e.type === "m.room.member") {
+      const m = e.pdu.content.membership;
+      if (typeof m === "string") members.set(e.stateKey, { userId: e.stateKey, membership: m, eventId: e.eventId, so: e.streamOrdering });
+    }
+  }
+  for (const part of chunks([...state.values()])) {
+    await trx
+      .insertInto("hs_current_state")
+      .values(part.map((s) => ({ room_id: roomId, type: s.type, state_key: s.stateKey, event_id: s.eventId })))
+      .onConflict((oc) => oc.columns(["room_id", "type", "state_key"]).doUpdateSet((eb) => ({ event_id: eb.ref("excluded.event_id") })))
+      .execute();
+  }
+  for (const part of chunks([...members.values()])) {
+    await trx
+      .insertInto("hs_memberships")
+      .values(part.map((m) => ({ room_id: roomId, user_id: m.userId, membership: m.membership, event_id: m.eventId, stream_ordering: m.so, forgotten: 0 })))
+      .onConflict((oc) =>
+        oc.columns(["room_id", "user_id"]).doUpdateSet((eb) => ({
+          membership: eb.ref("excluded.membership"),
+          event_id: eb.ref("excluded.event_id"),
+          stream_ordering: eb.ref("excluded.stream_ordering"),
+          // A new join or invite brings a forgotten room back; a leave keeps the flag.
+          forgotten: sql<number>`CASE WHEN excluded.membership IN ('join', 'invite') THEN 0 ELSE hs_memberships.forgotten END`,
+        })),
+      )
+      .execute();
+  }
+}
+
+export function createRoomStore(db: Kysely<HomeserverDB>, engine: Engine): RoomStore {
+  const store: RoomStore = {
+    async withRoomWrite(roomId, fn) {
+      return inTransaction(db, async (trx) => {
+        let q = trx.selectFrom("hs_rooms").selectAll().where("room_id", "=", roomId);
+        if (engine === "postgres") q = q.forUpdate();
+        const row = await q.executeTakeFirst();
+        let room = row ? toRoomRecord(row) : undefined;
+        const tx: RoomWriteTx = {
+          get room() {
+            return room;
+          },
+          getState: (keys) => selectState(trx, roomId, keys),
+          async getTxn(userId, deviceId, txnId) {
+            const r = await trx
+              .selectFrom("hs_txns")
+              .select("event_id")
+              .where("user_id", "=", userId)
+              .where("device_id", "=", deviceId)
+              .where("txn_id", "=", txnId)
+              .executeTakeFirst();
+            return r?.event_id;
+          },
+          async getAliasRoom(alias) {
+            const r = await trx.selectFrom("hs_aliases").select("room_id").where("alias", "=", alias).executeTakeFirst();
+            return r?.room_id;
+          },
+          async insertRoom(r) {
+            await trx
+              .insertInto("hs_rooms")
+              .values({
+                room_id: r.roomId,
+                room_version: r.roomVersion,
+                creator: r.creator,
+                created_ts: r.createdTs,
+                latest_event_id: "",
+                latest_depth: 0,
+                latest_stream: 0,
+              })
+              .execute();
+            room = { ...r, latestEventId: "", latestDepth: 0, latestStream: 0 };
+          },
+          async insertAlias(a) {
+            await trx.insertInto("hs_aliases").values({ alias: a.alias, room_id: a.roomId, creator: a.creator, created_ts: a.now }).execute();
+          },
+          async append(events) {
+            if (events.length === 0) return [];
+            if (!room) throw new Error(`append to unknown room ${roomId}`);
+            const upd = await trx
+              .updateTable("hs_stream")
+              .set((eb) => ({ pos: eb("pos", "+", events.length) }))
+              .where("id", "=", 1)
+              .returning("pos")
+              .executeTakeFirstOrThrow();
+            const first = Number(upd.pos) - events.length + 1;
+            const records: EventRecord[] = events.map((e, i) => ({
+              eventId: e.eventId,
+              streamOrdering: first + i,
+              roomId,
+              type: e.pdu.type,
+              stateKey: e.pdu.state_key,
+              sender: e.pdu.sender,
+              originServerTs: e.pdu.origin_server_ts,
+              pdu: e.pdu,
+              unsigned: e.unsigned,
+              txnDeviceId: e.txn?.deviceId,
+              txnId: e.txn?.txnId,
+            }));
+            for (const part of chunks(records, 100)) {
+              await trx
+                .insertInto("hs_events")
+                .values(
+                  part.map((r) => ({
+                    event_id: r.eventId,
+                    stream_ordering: r.streamOrdering,
+                    room_id: roomId,
+                    type: r.type,
+                    state_key: r.stateKey ?? null,
+                    sender: r.sender,
+                    origin_server_ts: r.originServerTs,
+                    json: JSON.stringify(r.pdu),
+                    unsigned_json: r.unsigned && Object.keys(r.unsigned).length > 0 ? JSON.stringify(r.unsigned) : null,
+                    txn_device_id: r.txnDeviceId ?? null,
+                    txn_id: r.txnId ?? null,
+                  })),
+                )
+                .execute();
+            }
+            await project(trx, roomId, records);
+            const txns = events.filter((e) => e.txn !== undefined);
+            for (const e of txns) {
+              await trx
+                .insertInto("hs_txns")
+                .values({ user_id: e.txn!.userId, device_id: e.txn!.deviceId, txn_id: e.txn!.txnId, event_id: e.eventId, created_ts: e.pdu.origin_server_ts })
+                .execute();
+            }
+            const last = records[records.length - 1]!;
+            await trx
+              .updateTable("hs_rooms")
+              .set({ latest_event_id: last.eventId, latest_depth: last.pdu.depth, latest_stream: last.streamOrdering })
+              .where("room_id", "=", roomId)
+              .execute();
+            room = { ...room, latestEventId: last.eventId, latestDepth: last.pdu.depth, latestStream: last.streamOrdering };
+            return records;
+          },
+        };
+        return fn(tx);
+      });
+    },
+    async getRoom(roomId) {
+      const r = await db.selectFrom("hs_rooms").selectAll().where("room_id", "=", roomId).executeTakeFirst();
+      return r ? toRoomRecord(r) : undefined;
+    },
+    async getEvent(eventId) {
+      const r = await db.selectFrom("hs_events").selectAll().where("event_id", "=", eventId).executeTakeFirst();
+      return r ? toEventRecord(r) : undefined;
+    },
+    async getCurrentState(roomId) {
+      const rows = await db
+        .selectFrom("hs_current_state as cs")
+        .innerJoin("hs_events as e", "e.event_id", "cs.event_id")
+        .selectAll("e")
+        .where("cs.room_id", "=", roomId)
+        .orderBy("e.stream_ordering")
+        .execute();
+      return rows.map(toEventRecord);
+    },
+    getStateEvents: (roomId, keys) => selectState(db, roomId, keys),
+    async getMembership(roomId, userId) {
+      const r = await db.selectFrom("hs_memberships").selectAll().where("room_id", "=", roomId).where("user_id", "=", userId).executeTakeFirst();
+      return r ? toMembership(r) : undefined;
+    },
+    async getUserMemberships(userId) {
+      const rows = await db.selectFrom("hs_memberships").selectAll().where("user_id", "=", userId).execute();
+      return rows.map(toMembership);
+    },
+    async getRoomMemberships(roomId) {
+      const rows = await db.selectFrom("hs_memberships").selectAll().where("room_id", "=", roomId).orderBy("stream_ordering").execute();
+      return rows.map(toMembership);
+    },
+    async getEventsBetween(roomIds, from, to) {
+      if (roomIds.length === 0 || to <= from) return [];
+      const out: EventRecord[] = [];
+      for (const part of chunks(roomIds, 500)) {
+        const rows = await db
+          .selectFrom("hs_events")
+          .selectAll()
+          .where("room_id", "in", part)
+          .where("stream_ordering", ">", from)
+          .where("stream_ordering", "<=", to)
+          .orderBy("stream_ordering")
+          .execute();
+        for (const r of rows) out.push(toEventRecord(r));
+      }
+      out.sort((a, b) => a.streamOrdering - b.streamOrdering);
+      return out;
+    },
+    async getRoomEvents(roomId, opts) {
+      let q = db.selectFrom("hs_events").selectAll().where("room_id", "=", roomId).where("stream_ordering", "<=", opts.upTo);
+      if (opts.dir === "b") q = q.orderBy("stream_ordering", "desc");
+      else q = q.where("stream_ordering", ">", opts.after).orderBy("stream_ordering", "asc");
+      const rows = await q.limit(opts.limit).execute();
+      return rows.map(toEventRecord);
+    },
+    async currentStreamPos() {
+      const r = await db.selectFrom("hs_stream").select("pos").where("id", "=", 1).executeTakeFirstOrThrow();
+      return Number(r.pos);
+    },
+    async getTxn(userId, deviceId, txnId) {
+      const r = await db
+        .selectFrom("hs_txns")
+        .select("event_id")
+        .where("user_id", "=", userId)
+        .where("device_id", "=", deviceId)
+        .where("txn_id", "=", txnId)
+        .executeTakeFirst();
+      return r?.event_id;
+    },
+    async setForgotten(roomId, userId) {
+      await db.updateTable("hs_memberships").set({ forgotten: 1 }).where("room_id", "=", roomId).where("user_id", "=", userId).execute();
+    },
+    async getAlias(alias) {
+      const r = await db.selectFrom("hs_aliases").select(["room_id", "creator"]).where("alias", "=", alias).executeTakeFirst();
+      return r ? { roomId: r.room_id, creator: r.creator } : undefined;
+    },
+    async getRoomAliases(roomId) {
+      const rows = await db.selectFrom("hs_aliases").select("alias").where("room_id", "=", roomId).orderBy("created_ts").execute();
+      return rows.map((r) => r.alias);
+    },
+    async insertAlias(a) {
+      const r = await db
+        .insertInto("hs_aliases")
+        .values({ alias: a.alias, room_id: a.roomId, creator: a.creator, created_ts: a.now })
+        .onConflict((oc) => oc.column("alias").doNothing())
+        .executeTakeFirst();
+      return Number(r.numInsertedOrUpdatedRows ?? 0) > 0;
+    },
+    async deleteAlias(alias) {
+      const r = await db.deleteFrom("hs_aliases").where("alias", "=", alias).executeTakeFirst();
+      return Number(r.numDeletedRows) > 0;
+    },
+    async rebuildRoomProjections(roomId) {
+      await inTransaction(db, async (trx) => {
+        let q = trx.selectFrom("hs_rooms").select("room_id").where("room_id", "=", roomId);
+        if (engine === "postgres") q = q.forUpdate();
+        await q.executeTakeFirst();
+        const forgotten = await trx.selectFrom("hs_memberships").select("user_id").where("room_id", "=", roomId).where("forgotten", "=", 1).execute();
+        await trx.deleteFrom("hs_current_state").where("room_id", "=", roomId).execute();
+        await trx.deleteFrom("hs_memberships").where("room_id", "=", roomId).execute();
+        const rows = await trx
+          .selectFrom("hs_events")
+          .selectAll()
+          .where("room_id", "=", roomId)
+          .where("state_key", "is not", null)
+          .orderBy("stream_ordering")
+          .execute();
+        await project(trx, roomId, rows.map(toEventRecord));
+        for (const f of forgotten) {
+          await trx
+            .updateTable("hs_memberships")
+            .set({ forgotten: 1 })
+            .where("room_id", "=", roomId)
+            .where("user_id", "=", f.user_id)
+            .where("membership", "not in", ["join", "invite"])
+            .execute();
+        }
+      });
+    },
+    async listRoomIds() {
+      const rows = await db.selectFrom("hs_rooms").select("room_id").orderBy("created_ts").execute();
+      return rows.map((r) => r.room_id);
+    },
+  };
+  return store;
+}
