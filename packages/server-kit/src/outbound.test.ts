@@ -346,6 +346,20 @@ test("HTTPS: certificates are verified unless insecureSkipTlsVerify", async (t) 
     assert.ok(warnings.some((w) => /NOT verified/.test(w)), "a loud warning was emitted");
     verified.close();
     insecure.close();
+
+    // With the certificate trusted as a CA, verification passes for the names it carries
+    // and fails for any other; connectTo (SRV-style) keeps the URL's name for the check.
+    const pem = readFileSync(cert, "utf8");
+    const resolve = fakeResolver({ localhost: ["127.0.0.1"], "other.test": ["127.0.0.1"] });
+    const withCa = createOutboundClient({ allowPrivate: true, ca: pem, resolve });
+    assert.equal((await withCa.request(`https://localhost:${s.port}/`)).status, 200);
+    assert.equal((await withCa.request(`${s.url}/`)).status, 200, "IP SAN");
+    await expectKind(withCa.request(`https://other.test:${s.port}/`), "tls", /altnames|not in the cert/i);
+    const viaTarget = await withCa.request("https://localhost/x", { connectTo: { host: "127.0.0.1", port: s.port } });
+    assert.equal(viaTarget.status, 200);
+    assert.equal(s.requests.at(-1)?.host, "localhost");
+    await expectKind(withCa.request("https://other.test/x", { connectTo: { host: "127.0.0.1", port: s.port } }), "tls");
+    withCa.close();
   } finally {
     dir.cleanup();
   }

@@ -23,7 +23,7 @@
 import * as http from "node:http";
 import * as https from "node:https";
 import { isIP, type LookupFunction } from "node:net";
-import { checkServerIdentity } from "node:tls";
+import { checkServerIdentity, rootCertificates } from "node:tls";
 import { promises as dns } from "node:dns";
 import { parseJson } from "@beckon/protocol";
 import type { Logger } from "pino";
@@ -73,6 +73,11 @@ export interface OutboundClientOptions {
   /** Redirects followed at most (default 3). */
   maxRedirects?: number;
   logger?: Logger;
+  /**
+   * Extra trusted CA certificates (PEM), added to Node's bundled roots: a private PKI, or a
+   * test's own CA. Certificates are still fully verified.
+   */
+  ca?: string | string[];
   /** DNS, injectable for tests. */
   resolve?: HostResolver;
   /** `User-Agent` sent when the caller sets none. */
@@ -172,9 +177,11 @@ export function createOutboundClient(options: OutboundClientOptions = {}): Outbo
   // Separate pools for guarded and trusted requests, so that a connection opened under
   // trust is never reused for a guarded request to the same host name.
   const agentOptions = { keepAlive: true, maxSockets: 64, timeout: 60_000 };
+  const ca = options.ca === undefined ? undefined : [...rootCertificates, ...(Array.isArray(options.ca) ? options.ca : [options.ca])];
+  const tlsOptions: https.AgentOptions = { ...agentOptions, rejectUnauthorized: !insecure, ...(ca ? { ca } : {}) };
   const agents = {
-    guarded: { http: new http.Agent(agentOptions), https: new https.Agent({ ...agentOptions, rejectUnauthorized: !insecure }) },
-    trusted: { http: new http.Agent(agentOptions), https: new https.Agent({ ...agentOptions, rejectUnauthorized: !insecure }) },
+    guarded: { http: new http.Agent(agentOptions), https: new https.Agent(tlsOptions) },
+    trusted: { http: new http.Agent(agentOptions), https: new https.Agent(tlsOptions) },
   };
 
   /** A `lookup` for net.connect that only ever yields checked addresses. */
@@ -268,6 +275,7 @@ export function createOutboundClient(options: OutboundClientOptions = {}): Outbo
       };
       if (isHttps) {
         requestOptions.rejectUnauthorized = !insecure;
+        if (ca) requestOptions.ca = ca;
         const name = stripBrackets(hop.url.hostname);
         // SNI takes host names only; the certificate is checked against the URL's host.
         if (isIP(name) === 0) requestOptions.servername = name;
