@@ -58,3 +58,28 @@ test("rateLimitError is a 429 M_LIMIT_EXCEEDED with retry_after_ms", () => {
   assert.equal(e.status, 429);
   assert.deepEqual(e.toJSON(), { errcode: "M_LIMIT_EXCEEDED", error: "Too many requests", retry_after_ms: 1235 });
 });
+
+test("a limiter wired into the router answers 429 with Retry-After", async () => {
+  const { endpoint } = await import("@beckon/protocol");
+  const { createHttpApp, createRouter } = await import("./http.js");
+  const clock = new FakeClock();
+  const limiter = createRateLimiter({ perSecond: 0.5, burst: 1, clock });
+  const d = endpoint({ id: "test.limited", api: "client", method: "GET", path: "/_test/limited", auth: "none", rateLimited: true });
+  const m = createHttpApp();
+  createRouter(m, {
+    authenticators: {},
+    rateLimit: (req) => {
+      const r = limiter.take(req.ip);
+      if (!r.ok) throw rateLimitError(r.retryAfterMs);
+    },
+  }).add(d, () => ({}));
+  await m.app.ready();
+  assert.equal((await m.app.inject({ method: "GET", url: "/_test/limited" })).statusCode, 200);
+  const r = await m.app.inject({ method: "GET", url: "/_test/limited" });
+  assert.equal(r.statusCode, 429);
+  assert.equal(r.headers["retry-after"], "2");
+  assert.deepEqual(r.json(), { errcode: "M_LIMIT_EXCEEDED", error: "Too many requests", retry_after_ms: 2000 });
+  clock.advance(2000);
+  assert.equal((await m.app.inject({ method: "GET", url: "/_test/limited" })).statusCode, 200);
+  await m.app.close();
+});
