@@ -1,10 +1,76 @@
 #!/usr/bin/env node
-// `beckon` command line. Until the servers exist, `beckon up` says what it will run.
-const [command = "help"] = process.argv.slice(2);
-if (command === "up") {
-  console.log("beckon up: will run the homeserver on http://127.0.0.1:8008 (server name localhost:8008),");
-  console.log("the identity server on http://127.0.0.1:8090 and a development mail catcher");
-  console.log("(SMTP 127.0.0.1:2525, web http://127.0.0.1:8025). The servers are not built yet.");
-} else {
-  console.log("usage: beckon up");
+/**
+ * The `beckon` command line: `up` (the development stack), `homeserver` / `identity-server`
+ * (production servers), `generate-config`, `keygen`, `invite`. Errors are printed as one
+ * sentence with the usage, never as a stack trace.
+ */
+import { runUp } from "./up.js";
+import { consoleIo, runGenerateConfig, runInvite, runKeygen, runServerCommand } from "./commands.js";
+
+const USAGE = `usage: beckon <command> [options]
+
+Commands:
+  up                  run the homeserver, identity server and a mail catcher for development
+                      (npm start runs this; see beckon up --help)
+  homeserver          run the homeserver:       beckon homeserver --config homeserver.yaml
+  identity-server     run the identity server:  beckon identity-server --config identity-server.yaml
+  generate-config     write commented sample configs for both servers
+  keygen              print a fresh ed25519 signing key
+  invite              invite an email address to a room (uses the client SDK)
+  help                this text
+
+Run "beckon <command> --help" for a command's options.`;
+
+/** When `beckon up` runs this process as a child: stop when `beckon up` goes away. */
+function superviseByParent(): void {
+  if (!process.send || process.env.BECKON_SUPERVISED !== "1") return;
+  process.channel?.unref();
+  process.once("disconnect", () => {
+    // The parent died without stopping us: shut down gracefully (the server's own SIGTERM handler).
+    process.kill(process.pid, "SIGTERM");
+  });
 }
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case "up":
+      return runUp(rest);
+    case "homeserver":
+    case "identity-server": {
+      superviseByParent();
+      const code = await runServerCommand(command, rest);
+      // 0 with a listening server: keep running until a signal; anything else: exit now.
+      return code;
+    }
+    case "generate-config":
+      return runGenerateConfig(rest);
+    case "keygen":
+      return runKeygen(rest);
+    case "invite":
+      return runInvite(rest);
+    case undefined:
+    case "help":
+    case "--help":
+    case "-h":
+      consoleIo.out(USAGE);
+      return command === undefined ? 2 : 0;
+    default:
+      consoleIo.err(`beckon: unknown command "${command}"\n\n${USAGE}`);
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code !== 0) process.exit(code);
+    // 0: leave the event loop running (a server keeps listening; other commands just end).
+  },
+  (e: unknown) => {
+    const message = e instanceof Error ? e.message : String(e);
+    const isUsage = e instanceof Error && (e as NodeJS.ErrnoException).code?.startsWith("ERR_PARSE_ARGS");
+    consoleIo.err(`beckon: ${message}${isUsage ? '\nRun "beckon help" for usage.' : ""}`);
+    if (process.env.BECKON_DEBUG) console.error(e);
+    process.exit(isUsage ? 2 : 1);
+  },
+);
