@@ -17,8 +17,10 @@ export interface JsonObject {
   [key: string]: JsonValue;
 }
 
-export const MAX_SAFE_INTEGER = Number.MAX_SAFE_INTEGER; // 2^53 - 1
-export const MIN_SAFE_INTEGER = Number.MIN_SAFE_INTEGER; // -(2^53 - 1)
+/** The largest integer canonical JSON allows: 2^53 − 1. */
+export const MAX_SAFE_INTEGER = Number.MAX_SAFE_INTEGER;
+/** The smallest integer canonical JSON allows: −(2^53 − 1). */
+export const MIN_SAFE_INTEGER = Number.MIN_SAFE_INTEGER;
 
 /** Thrown when a value cannot be represented as canonical JSON. */
 export class CanonicalJsonError extends TypeError {

@@ -11,6 +11,7 @@
  */
 import { decodeBase64 } from "./base64.js";
 
+/** The ed25519 and SHA-256 operations Matrix needs; implement it to plug in another library. */
 export interface CryptoProvider {
   /** The 32-byte public key for a 32-byte seed. */
   ed25519PublicKey(seed: Uint8Array): Promise<Uint8Array>;
@@ -24,12 +25,14 @@ export interface CryptoProvider {
   randomBytes(n: number): Uint8Array;
 }
 
-// PKCS#8 and SPKI wrappers for raw ed25519 keys (RFC 8410).
+/** DER prefix that wraps a raw 32-byte ed25519 seed as PKCS#8 (RFC 8410). */
 export const ED25519_PKCS8_PREFIX = new Uint8Array([
   0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
 ]);
+/** DER prefix that wraps a raw 32-byte ed25519 public key as SPKI (RFC 8410). */
 export const ED25519_SPKI_PREFIX = new Uint8Array([0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00]);
 
+/** `a` followed by `b`, in a new array. */
 export function concatBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
   const out = new Uint8Array(a.length + b.length);
   out.set(a, 0);

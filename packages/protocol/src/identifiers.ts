@@ -119,6 +119,7 @@ export function parseServerName(s: string): ServerName {
   return s as ServerName;
 }
 
+/** Whether `s` is a valid server name (`isValidServerName("localhost:8008")` → true). */
 export function isValidServerName(s: string): s is ServerName {
   try {
     parseServerNameParts(s);
@@ -154,6 +155,7 @@ export function parseUserId(s: string, options: { strict?: boolean } = {}): User
   return s as UserId;
 }
 
+/** Whether `s` is a valid user ID (`isValidUserId("@Bob:x")` → true, false with `strict`). */
 export function isValidUserId(s: unknown, options: { strict?: boolean } = {}): s is UserId {
   if (typeof s !== "string") return false;
   try {
@@ -173,6 +175,7 @@ export function userIdLocalpart(u: UserId): string {
 export function idServerName(id: UserId | RoomId | RoomAlias): ServerName {
   return id.slice(id.indexOf(":") + 1) as ServerName;
 }
+/** Alias of {@link idServerName} for user IDs. */
 export const userIdServerName = idServerName;
 
 /** Parses a room ID (`!opaque:server`, room versions 1–11). */
@@ -182,6 +185,7 @@ export function parseRoomId(s: string): RoomId {
   return s as RoomId;
 }
 
+/** Whether `s` is a valid room ID (`!opaque:server`). */
 export function isValidRoomId(s: unknown): s is RoomId {
   if (typeof s !== "string") return false;
   try {
@@ -199,6 +203,7 @@ export function parseRoomAlias(s: string): RoomAlias {
   return s as RoomAlias;
 }
 
+/** Whether `s` is a valid room alias (`#name:server`). */
 export function isValidRoomAlias(s: unknown): s is RoomAlias {
   if (typeof s !== "string") return false;
   try {
@@ -221,6 +226,7 @@ export function parseEventId(s: string): EventId {
   return s as EventId;
 }
 
+/** Whether `s` is a valid event ID (room v4+ hash form, or the older `$opaque:server`). */
 export function isValidEventId(s: unknown): s is EventId {
   if (typeof s !== "string") return false;
   try {

@@ -10,8 +10,10 @@ import {
   getSignature,
   signingBytes,
   signJson,
+  signJsonSync,
   utf8Decode,
   verifyJsonSignature,
+  verifyJsonSignatureSync,
   WebCryptoProvider,
   type CryptoProvider,
 } from "./index.js";
@@ -108,4 +110,29 @@ test("property: both providers produce the same signatures and verify each other
     ),
     { numRuns: 40 },
   );
+});
+
+test("signJsonSync / verifyJsonSignatureSync match the async forms", async () => {
+  const node = new NodeCryptoProvider();
+  for (const c of vectors.cases) {
+    const signed = signJsonSync(c.input as Record<string, unknown>, entity, keyId, seed, node);
+    assert.equal(getSignature(signed, entity, keyId), c.signature);
+    assert.equal(verifyJsonSignatureSync(signed, entity, keyId, publicKey, node), true);
+    assert.equal(verifyJsonSignatureSync({ ...signed, x: 1 }, entity, keyId, publicKey, node), false);
+    assert.equal(verifyJsonSignatureSync(signed, entity, keyId, "garbage!", node), false);
+    assert.deepEqual(signed, await signJson(c.input as Record<string, unknown>, entity, keyId, seed, node));
+  }
+  assert.throws(() => signJsonSync({ a: 1.5 }, entity, keyId, seed, node));
+  await assert.rejects(signJson({ a: 1.5 }, entity, keyId, seed, node));
+  await assert.rejects(signJson({ a: 1.5 }, entity, keyId, seed, new WebCryptoProvider()));
+});
+
+test("a reused seed array that was overwritten is not served from the key cache", async () => {
+  const node = new NodeCryptoProvider();
+  const buf = seed.slice();
+  const first = signJsonSync({}, entity, keyId, buf, node);
+  buf.fill(7);
+  const second = signJsonSync({}, entity, keyId, buf, node);
+  assert.notEqual(getSignature(first, entity, keyId), getSignature(second, entity, keyId));
+  assert.equal(getSignature(second, entity, keyId), getSignature(await signJson({}, entity, keyId, new Uint8Array(32).fill(7), new WebCryptoProvider()), entity, keyId));
 });

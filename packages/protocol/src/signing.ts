@@ -28,16 +28,54 @@ function toKeyBytes(key: Uint8Array | string): Uint8Array {
 /**
  * Returns a copy of `obj` with an ed25519 signature by `entityName`/`keyId` added to
  * `signatures` (existing signatures are kept; `unsigned` is kept but not signed).
- * `secretKey` is the 32-byte seed, raw or in base64.
+ * `secretKey` is the 32-byte seed, raw or in base64. With a provider that can sign
+ * synchronously (`node:crypto`), no extra asynchronous step is taken.
+ *
+ * @example
+ * const signed = await signJson({ mxid: "@bob:hs", token: "abc" }, "is.example", "ed25519:0", seed);
+ * signed.signatures["is.example"]["ed25519:0"]; // unpadded base64
  */
-export async function signJson<T extends Record<string, unknown>>(
+export function signJson<T extends Record<string, unknown>>(
   obj: T,
   entityName: string,
   keyId: string,
   secretKey: Uint8Array | string,
   provider: CryptoProvider = getDefaultCryptoProvider(),
 ): Promise<T & { signatures: Signatures }> {
-  const sig = await provider.ed25519Sign(toKeyBytes(secretKey), signingBytes(obj));
+  try {
+    if (hasSyncSigning(provider)) return Promise.resolve(signJsonSync(obj, entityName, keyId, secretKey, provider));
+    const message = signingBytes(obj);
+    return provider.ed25519Sign(toKeyBytes(secretKey), message).then((sig) => addSignature(obj, entityName, keyId, encodeBase64(sig)));
+  } catch (e) {
+    return Promise.reject(e instanceof Error ? e : new Error(String(e)));
+  }
+}
+
+/** A provider that can also sign and verify synchronously (`NodeCryptoProvider`). */
+export interface SyncSigningProvider {
+  ed25519SignSync(seed: Uint8Array, message: Uint8Array): Uint8Array;
+  ed25519VerifySync(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean;
+}
+
+function hasSyncSigning(p: object): p is SyncSigningProvider {
+  return typeof (p as Partial<SyncSigningProvider>).ed25519SignSync === "function" && typeof (p as Partial<SyncSigningProvider>).ed25519VerifySync === "function";
+}
+
+/**
+ * {@link signJson} for servers' hot paths, with a synchronous provider (`nodeCryptoProvider`).
+ *
+ * @example
+ * import { nodeCryptoProvider, signJsonSync } from "@beckon/protocol/node";
+ * const event = signJsonSync(redactedEvent, "hs.example", "ed25519:a", seed, nodeCryptoProvider);
+ */
+export function signJsonSync<T extends Record<string, unknown>>(
+  obj: T,
+  entityName: string,
+  keyId: string,
+  secretKey: Uint8Array | string,
+  provider: SyncSigningProvider,
+): T & { signatures: Signatures } {
+  const sig = provider.ed25519SignSync(toKeyBytes(secretKey), signingBytes(obj));
   return addSignature(obj, entityName, keyId, encodeBase64(sig));
 }
 
@@ -63,28 +101,50 @@ export function getSignature(obj: Record<string, unknown>, entityName: string, k
   return typeof sig === "string" ? sig : undefined;
 }
 
+/** Decodes what verification needs; undefined when anything is malformed. */
+function verificationInputs(
+  obj: Record<string, unknown>,
+  entityName: string,
+  keyId: string,
+  publicKey: Uint8Array | string,
+): { key: Uint8Array; message: Uint8Array; sig: Uint8Array } | undefined {
+  const sig = getSignature(obj, entityName, keyId);
+  if (sig === undefined) return undefined;
+  try {
+    return { sig: decodeBase64(sig), key: toKeyBytes(publicKey), message: signingBytes(obj) };
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * Whether `obj` carries a valid signature by `entityName`/`keyId` for `publicKey`
  * (raw bytes or base64 in either alphabet). Never throws for malformed input: returns false.
+ *
+ * @example
+ * await verifyJsonSignature(signed, "domain", "ed25519:1", "XGX0JRS2Af3be3knz2fBiRbApjm2Dh61gXDJA8kcJNI"); // true
  */
-export async function verifyJsonSignature(
+export function verifyJsonSignature(
   obj: Record<string, unknown>,
   entityName: string,
   keyId: string,
   publicKey: Uint8Array | string,
   provider: CryptoProvider = getDefaultCryptoProvider(),
 ): Promise<boolean> {
-  const sig = getSignature(obj, entityName, keyId);
-  if (sig === undefined) return false;
-  let sigBytes: Uint8Array;
-  let keyBytes: Uint8Array;
-  let message: Uint8Array;
-  try {
-    sigBytes = decodeBase64(sig);
-    keyBytes = toKeyBytes(publicKey);
-    message = signingBytes(obj);
-  } catch {
-    return false;
-  }
-  return provider.ed25519Verify(keyBytes, message, sigBytes);
+  if (hasSyncSigning(provider)) return Promise.resolve(verifyJsonSignatureSync(obj, entityName, keyId, publicKey, provider));
+  const inputs = verificationInputs(obj, entityName, keyId, publicKey);
+  if (!inputs) return Promise.resolve(false);
+  return provider.ed25519Verify(inputs.key, inputs.message, inputs.sig);
+}
+
+/** {@link verifyJsonSignature} with a synchronous provider (`nodeCryptoProvider`). */
+export function verifyJsonSignatureSync(
+  obj: Record<string, unknown>,
+  entityName: string,
+  keyId: string,
+  publicKey: Uint8Array | string,
+  provider: SyncSigningProvider,
+): boolean {
+  const inputs = verificationInputs(obj, entityName, keyId, publicKey);
+  return inputs !== undefined && provider.ed25519VerifySync(inputs.key, inputs.message, inputs.sig);
 }

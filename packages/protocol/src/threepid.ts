@@ -10,8 +10,10 @@ import { encodeBase64Url } from "./base64.js";
 import { sha256 } from "./sha256.js";
 import { utf8Encode } from "./utf8.js";
 
+/** The 3PID media Beckon knows. */
 export type Medium = "email" | "msisdn";
 
+/** True for `email` and `msisdn`. */
 export function isMedium(s: unknown): s is Medium {
   return s === "email" || s === "msisdn";
 }
