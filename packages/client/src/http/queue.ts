@@ -22,6 +22,8 @@ interface Job {
   /** Detaches the abort listener once the job leaves the waiting list. */
   detach: (() => void) | undefined;
   started: boolean;
+  /** Aborted while waiting: skipped when its turn comes (O(1) abort, no search). */
+  cancelled: boolean;
 }
 
 class Lane {
@@ -36,7 +38,11 @@ export class JobQueues {
 
   /** Number of jobs waiting (not running) in `queueId`, or in all queues. */
   size(queueId?: string): number {
-    const count = (l: Lane): number => l.waiting.length - l.head;
+    const count = (l: Lane): number => {
+      let n = 0;
+      for (let i = l.head; i < l.waiting.length; i++) if (l.waiting[i] && !l.waiting[i]!.cancelled) n++;
+      return n;
+    };
     if (queueId !== undefined) {
       const lane = this.#lanes.get(queueId);
       return lane ? count(lane) : 0;
@@ -55,16 +61,15 @@ export class JobQueues {
     }
     const theLane = lane;
     return new Promise<T>((resolve, reject) => {
-      const job: Job = { run, resolve: resolve as (v: unknown) => void, reject, policy, detach: undefined, started: false };
+      const job: Job = { run, resolve: resolve as (v: unknown) => void, reject, policy, detach: undefined, started: false, cancelled: false };
       if (signal) {
         if (signal.aborted) {
           reject(new ConnectionError("aborted", "aborted before it was queued", undefined, { maybeSent: false, cause: signal.reason }));
           return;
         }
         const onAbort = (): void => {
-          if (job.started) return;
-          const i = theLane.waiting.indexOf(job, theLane.head);
-          if (i >= 0) theLane.waiting[i] = undefined;
+          if (job.started || job.cancelled) return;
+          job.cancelled = true;
           reject(new ConnectionError("aborted", "aborted while queued", undefined, { maybeSent: false, cause: signal.reason }));
         };
         signal.addEventListener("abort", onAbort, { once: true });
@@ -80,7 +85,7 @@ export class JobQueues {
       const job = lane.waiting[lane.head];
       lane.waiting[lane.head] = undefined;
       lane.head++;
-      if (job) return job;
+      if (job && !job.cancelled) return job;
     }
     return undefined;
   }
