@@ -219,9 +219,11 @@ describe("3PID flows through the homeserver", () => {
     const untrusted = await invite3pid(roomId, "a@b.c", { id_server: "127.0.0.1:1" });
     assert.equal(untrusted.status, 400);
     assert.equal(untrusted.body.errcode, "M_SERVER_NOT_TRUSTED");
-    fake.handlers.set("/_matrix/identity/v2/hash_details", (_r, res) => {
-      res.writeHead(403, { "content-type": "application/json" }).end(JSON.stringify({ errcode: "M_TERMS_NOT_SIGNED", error: "terms" }));
-    });
+    for (const path of ["/_matrix/identity/v2/hash_details", "/_matrix/identity/v2/lookup"]) {
+      fake.handlers.set(path, (_r, res) => {
+        res.writeHead(403, { "content-type": "application/json" }).end(JSON.stringify({ errcode: "M_TERMS_NOT_SIGNED", error: "terms" }));
+      });
+    }
     const terms = await invite3pid(roomId, "a@b.c");
     assert.equal(terms.status, 403);
     assert.equal(terms.body.errcode, "M_TERMS_NOT_SIGNED");

@@ -342,6 +342,33 @@ describe("identity server client against a misbehaving identity server", () => {
     assert.equal(await client.checkKeyValidity(url, fake.longTerm.publicKey), "unreachable");
   });
 
+  test("hash_details is reused for a while (fewer round trips), and refetched after the TTL", async () => {
+    let t0 = 1000;
+    const c = createIdentityClient({
+      outbound: fetchOutbound(),
+      trust: { map: { [fake.name]: fake.baseUrl }, onlyMapped: false, allowPrivate: false },
+      serverName: "hs.test",
+      signingKey: { keyId: "ed25519:a", seed: HS_SEED },
+      hashDetailsCacheMs: 60_000,
+      now: () => t0,
+    });
+    const count = () => fake.requests.filter((r) => r.path.endsWith("/hash_details")).length;
+    await c.lookup(c.resolve(fake.name), "swordfish", "email", "a@b.c");
+    await c.lookup(c.resolve(fake.name), "swordfish", "email", "a@b.c");
+    assert.equal(count(), 1);
+    t0 += 60_001;
+    await c.lookup(c.resolve(fake.name), "swordfish", "email", "a@b.c");
+    assert.equal(count(), 2);
+    // A pepper rotation is survived through M_INVALID_PEPPER.
+    fake.pepper = "rotated";
+    fake.bind("email", "bob@example.org", "@bob:hs.test");
+    try {
+      assert.equal(await c.lookup(c.resolve(fake.name), "swordfish", "email", "bob@example.org"), "@bob:hs.test");
+    } finally {
+      fake.pepper = "matrixrocks";
+    }
+  });
+
   test("a blocked target (outbound guard) → M_SERVER_NOT_TRUSTED", async () => {
     const c = createIdentityClient({
       outbound: {

@@ -33,6 +33,14 @@ export interface IdentityClientOptions {
   trust: IdentityServerTrust;
   /** Per-request timeout (default 10 s). */
   timeoutMs?: number;
+  /**
+   * How long a `hash_details` answer is reused for lookups at the same identity server
+   * (default 60 s; 0 disables). A pepper change in between is survived: the IS answers
+   * `M_INVALID_PEPPER` with the new one and the lookup is retried once.
+   */
+  hashDetailsCacheMs?: number;
+  /** Time source for the cache (default `Date.now`). */
+  now?: () => number;
   /** The homeserver's name and signing key, for the signed unbind. */
   serverName: string;
   signingKey: { keyId: string; seed: Uint8Array };
@@ -131,6 +139,9 @@ export function createIdentityClient(opts: IdentityClientOptions): IdentityClien
   const timeoutMs = opts.timeoutMs ?? 10_000;
   // Only a cache: which token transport each base URL accepted last (Bearer first).
   const tokenModes = new Map<string, TokenMode>();
+  const hashCacheMs = opts.hashDetailsCacheMs ?? 60_000;
+  const now = opts.now ?? Date.now;
+  const hashCache = new Map<string, { pepper: string; algorithms: string[]; at: number }>();
 
   async function send(is: ResolvedIdentityServer, url: string, init: { method: string; headers?: Record<string, string>; body?: string }): Promise<OutboundResponse> {
     try {
@@ -208,7 +219,18 @@ export function createIdentityClient(opts: IdentityClientOptions): IdentityClien
 
   async function lookup(is: ResolvedIdentityServer, accessToken: string, medium: string, address: string): Promise<string | undefined> {
     const normal = normalizeAddress(medium, address);
-    let { pepper, algorithms } = await hashDetails(is, accessToken);
+    const cached = hashCache.get(is.baseUrl);
+    let pepper: string;
+    let algorithms: string[];
+    if (cached && now() - cached.at < hashCacheMs) {
+      ({ pepper, algorithms } = cached);
+    } else {
+      ({ pepper, algorithms } = await hashDetails(is, accessToken));
+      if (hashCacheMs > 0) {
+        if (hashCache.size > 1000) hashCache.clear();
+        hashCache.set(is.baseUrl, { pepper, algorithms, at: now() });
+      }
+    }
     for (let attempt = 0; ; attempt++) {
       let algorithm: string;
       let hashed: string;
@@ -228,10 +250,12 @@ export function createIdentityClient(opts: IdentityClientOptions): IdentityClien
         if (isJsonObject(b) && b.errcode === "M_INVALID_PEPPER" && typeof b.lookup_pepper === "string") {
           pepper = b.lookup_pepper;
           if (typeof b.algorithm === "string" && !algorithms.includes(b.algorithm)) algorithms = [b.algorithm];
+          hashCache.delete(is.baseUrl);
           continue;
         }
       }
       const b = expectObject(res, "lookup");
+      if (attempt > 0 && hashCacheMs > 0) hashCache.set(is.baseUrl, { pepper, algorithms, at: now() });
       const mappings = b.mappings;
       if (!isJsonObject(mappings)) throw garbage("lookup: mappings missing");
       const hit = Object.prototype.hasOwnProperty.call(mappings, hashed) ? mappings[hashed] : undefined;
