@@ -67,9 +67,13 @@ export const v = {
       return x.map((e, i) => item(e, `${path}[${i}]`));
     };
   },
-  /** Any JSON object (contents unchecked). */
+  /** Any JSON object (contents unchecked). As a whole body (path `body`), a non-object is `M_BAD_JSON`. */
   anyObject(): Validator<Record<string, unknown>> {
-    return (x, path = "value") => (isJsonObject(x) ? x : bad(path, "must be an object"));
+    return (x, path = "body") => {
+      if (isJsonObject(x)) return x;
+      if (path === "body") throw new MatrixError("M_BAD_JSON", "body: must be a JSON object");
+      return bad(path, "must be an object");
+    };
   },
   /** A map with string keys and validated values. */
   record<T>(value: Validator<T>): Validator<Record<string, T>> {

@@ -1,5 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import fc from "fast-check";
 import { isMatrixError } from "../errors.js";
 import {
   allEndpoints,
@@ -13,8 +14,12 @@ import {
   isStoreInvite,
   pathParams,
   toRoutePattern,
+  vClientSecret,
   vCreateRoomRequest,
+  vIdServer,
   vInviteRequest,
+  vRoomId,
+  vUserId,
 } from "./index.js";
 
 function errcodeOf(f: () => unknown): string | undefined {
@@ -123,4 +128,54 @@ test("store-invite tolerates Synapse's empty strings and rejects a bad room id",
   assert.equal(errcodeOf(() => isStoreInvite.body!({ medium: "email", address: "a@b.c", room_id: "r", sender: "@a:s" })), "M_INVALID_PARAM");
   const res = isStoreInvite.response!({ token: "t", public_keys: [{ public_key: "k", key_validity_url: "u" }], display_name: "a...@b..." });
   assert.equal(res.token, "t");
+});
+
+test("every body validator: a non-object body is M_BAD_JSON, {} passes or is M_MISSING_PARAM", () => {
+  for (const d of allEndpoints) {
+    if (!d.body) continue;
+    for (const bad of [null, [], "x", 1, true]) assert.equal(errcodeOf(() => d.body!(bad)), "M_BAD_JSON", `${d.id} ${JSON.stringify(bad)}`);
+    const code = errcodeOf(() => d.body!({}));
+    assert.ok(code === undefined || code === "M_MISSING_PARAM", `${d.id}: {} gave ${code}`);
+    if (d.bodyOptional) assert.equal(code, undefined, `${d.id}: optional body must accept {}`);
+  }
+});
+
+const anyJson = fc.jsonValue({ maxDepth: 3 });
+test("property: validators only ever throw 4xx MatrixErrors (fuzzing bodies and queries)", () => {
+  const withBody = allEndpoints.filter((d) => d.body);
+  const withQuery = allEndpoints.filter((d) => d.query);
+  fc.assert(
+    fc.property(
+      fc.constantFrom(...withBody),
+      fc.dictionary(fc.constantFrom("user_id", "medium", "address", "id_server", "id_access_token", "room_id", "sender", "mxid", "token", "sid", "client_secret", "send_attempt", "invites", "threepid", "third_party_signed", "auth", "type", "x"), anyJson, { noNullPrototype: true }),
+      (d, body) => {
+        try {
+          d.body!(body);
+        } catch (e) {
+          assert.ok(isMatrixError(e) && e.status >= 400 && e.status < 500, `${d.id}: ${String(e)}`);
+        }
+      },
+    ),
+    { numRuns: 2000 },
+  );
+  fc.assert(
+    fc.property(fc.constantFrom(...withQuery), fc.dictionary(fc.string({ maxLength: 12 }), fc.oneof(fc.string(), fc.array(fc.string(), { maxLength: 3 })), { noNullPrototype: true }), (d, q) => {
+      try {
+        d.query!(q);
+      } catch (e) {
+        assert.ok(isMatrixError(e) && e.status >= 400 && e.status < 500, `${d.id}: ${String(e)}`);
+      }
+    }),
+    { numRuns: 1000 },
+  );
+});
+
+test("identifier and id_server validators", () => {
+  for (const ok of ["localhost:8090", "127.0.0.1:8090", "[::1]:8090", "matrix.org", "id.example.org/path"]) assert.equal(vIdServer(ok), ok);
+  for (const bad of ["https://matrix.org", "", "a b", "x?y", "user@host", "a".repeat(256)]) assert.equal(errcodeOf(() => vIdServer(bad)), "M_INVALID_PARAM", bad);
+  assert.equal(vUserId("@a:b"), "@a:b");
+  assert.equal(errcodeOf(() => vUserId("a:b")), "M_INVALID_PARAM");
+  assert.equal(errcodeOf(() => vRoomId(1)), "M_INVALID_PARAM");
+  assert.equal(errcodeOf(() => vClientSecret("has space")), "M_INVALID_PARAM");
+  assert.equal(vClientSecret("aA0.=_-"), "aA0.=_-");
 });
