@@ -33,6 +33,8 @@ import {
   getStateEvent,
   getThreepids,
   invite,
+  loginFlows,
+  wellKnownClient,
   joinRoomIdOrAlias,
   kick,
   leave,
@@ -162,6 +164,16 @@ export class MatrixClient extends ApiClient {
 
   capabilities(opts?: CallOptions) {
     return this.call(capabilities, {}, opts);
+  }
+
+  /** `GET /.well-known/matrix/client` on this base URL (use a client on `https://<server name>` to discover). */
+  wellKnown(opts?: CallOptions) {
+    return this.call(wellKnownClient, {}, opts);
+  }
+
+  /** The login types the server offers. */
+  loginFlows(opts?: CallOptions) {
+    return this.call(loginFlows, {}, opts);
   }
 
   // ── account ────────────────────────────────────────────────────────────────
