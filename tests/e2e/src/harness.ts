@@ -1,0 +1,218 @@
+/**
+ * The e2e harness: Beckon's real servers as real processes, started through the `beckon` CLI
+ * on free 127.0.0.1 ports, mail to a real SMTP receiver, SQLite or PostgreSQL.
+ *
+ * Two modes: `up` runs `beckon up` (one process tree, as a developer would), `separate` writes
+ * the same configs (`beckon up --configs-only`) and runs `beckon homeserver` and
+ * `beckon identity-server` as two processes a test can stop, SIGKILL and restart on their own.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { freePort, tempDir, startSmtpReceiver, createTempDatabase, waitFor, type SmtpReceiver, type TempDatabase, type ReceivedMail } from "@beckon/test-support";
+import { IdentityClient, MatrixClient, ensureIdentityToken } from "@beckon/client";
+
+const BIN = fileURLToPath(new URL("../../../packages/cli/dist/bin.js", import.meta.url));
+
+export type Engine = "sqlite" | "postgres";
+
+export interface Proc {
+  readonly name: string;
+  readonly proc: ChildProcess;
+  output(): string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  alive(): boolean;
+}
+
+function startProc(name: string, args: string[], env: NodeJS.ProcessEnv = {}): Proc {
+  const proc = spawn(process.execPath, [BIN, ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
+  let out = "";
+  const keep = (d: Buffer) => {
+    out += d.toString();
+    if (out.length > 2_000_000) out = out.slice(-1_000_000);
+  };
+  proc.stdout?.on("data", keep);
+  proc.stderr?.on("data", keep);
+  let done = false;
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
+    proc.once("exit", (code, signal) => {
+      done = true;
+      r({ code, signal });
+    }),
+  );
+  return { name, proc, output: () => out, exited, alive: () => !done };
+}
+
+async function answering(url: string): Promise<boolean> {
+  try {
+    const r = await fetch(url, { signal: AbortSignal.timeout(1000) });
+    await r.arrayBuffer();
+    return r.status < 500;
+  } catch {
+    return false;
+  }
+}
+
+async function distinctPorts(n: number): Promise<number[]> {
+  const set = new Set<number>();
+  while (set.size < n) set.add(await freePort());
+  return [...set];
+}
+
+export interface StackOptions {
+  engine: Engine;
+  mode: "up" | "separate";
+}
+
+export interface Stack {
+  readonly hsUrl: string;
+  readonly isUrl: string;
+  readonly hsPort: number;
+  readonly isPort: number;
+  readonly hsName: string;
+  readonly smtp: SmtpReceiver;
+  readonly dataDir: string;
+  /** Separate mode only. */
+  stopServer(which: "homeserver" | "identity-server", signal?: NodeJS.Signals): Promise<void>;
+  startServer(which: "homeserver" | "identity-server"): Promise<void>;
+  /** All output so far (for failure messages). */
+  logs(): string;
+  close(): Promise<void>;
+}
+
+const STARTUP_MS = 60_000;
+
+export async function startStack(opts: StackOptions): Promise<Stack> {
+  const dir = tempDir("beckon-e2e-");
+  const smtp = await startSmtpReceiver();
+  let db: TempDatabase | undefined;
+  const procs: Proc[] = [];
+  const all: Proc[] = [];
+  try {
+    if (opts.engine === "postgres") db = await createTempDatabase("beckon_e2e");
+    const [hsPort, isPort] = (await distinctPorts(2)) as [number, number];
+    const hsUrl = `http://127.0.0.1:${hsPort}`;
+    const isUrl = `http://127.0.0.1:${isPort}`;
+    const common = ["--data-dir", dir.path, "--homeserver-port", String(hsPort), "--identity-port", String(isPort), "--smtp-url", smtp.url, ...(db ? ["--database-url", db.url] : [])];
+    const servers = new Map<"homeserver" | "identity-server", Proc>();
+
+    const waitUp = async (url: string, p: Proc, what: string) => {
+      await waitFor(async () => (await answering(url)) || !p.alive(), { timeoutMs: STARTUP_MS, intervalMs: 100, what });
+      if (!p.alive()) throw new Error(`${what}: the process exited:\n${p.output()}`);
+    };
+    const startServer = async (which: "homeserver" | "identity-server") => {
+      const p = startProc(which, [which, "--config", `${dir.path}/${which}.yaml`]);
+      servers.set(which, p);
+      all.push(p);
+      procs.push(p);
+      await waitUp(which === "homeserver" ? `${hsUrl}/_matrix/client/versions` : `${isUrl}/_matrix/identity/versions`, p, `the ${which} at ${which === "homeserver" ? hsUrl : isUrl}`);
+    };
+
+    if (opts.mode === "up") {
+      const up = startProc("beckon up", ["up", ...common]);
+      all.push(up);
+      procs.push(up);
+      await waitFor(() => up.output().includes("Ctrl-C stops everything") || !up.alive(), { timeoutMs: STARTUP_MS, what: "beckon up's banner" });
+      if (!up.alive()) throw new Error(`beckon up exited:\n${up.output()}`);
+      if (/NOT RUNNING/.test(up.output())) throw new Error(`beckon up did not start everything:\n${up.output()}`);
+    } else {
+      const gen = startProc("configs", ["up", ...common, "--configs-only"]);
+      const r = await gen.exited;
+      if (r.code !== 0) throw new Error(`beckon up --configs-only failed:\n${gen.output()}`);
+      await Promise.all([startServer("identity-server"), startServer("homeserver")]);
+    }
+
+    return {
+      hsUrl,
+      isUrl,
+      hsPort,
+      isPort,
+      hsName: `localhost:${hsPort}`,
+      smtp,
+      dataDir: dir.path,
+      async stopServer(which, signal = "SIGTERM") {
+        const p = servers.get(which);
+        if (!p) throw new Error(`${which} is not a separate process in this stack`);
+        if (p.alive()) p.proc.kill(signal);
+        await Promise.race([p.exited, new Promise((_, rej) => setTimeout(() => rej(new Error(`${which} did not stop`)), 20_000))]);
+        servers.delete(which);
+      },
+      startServer,
+      logs: () => all.map((p) => `=== ${p.name}\n${p.output().slice(-20_000)}`).join("\n"),
+      async close() {
+        // Every child, even on failure: beckon up gets SIGINT (it stops its own children), the rest SIGTERM, then SIGKILL.
+        await Promise.all(
+          procs.map(async (p) => {
+            if (!p.alive()) return;
+            p.proc.kill(p.name === "beckon up" ? "SIGINT" : "SIGTERM");
+            const t = setTimeout(() => p.proc.kill("SIGKILL"), 15_000);
+            await p.exited;
+            clearTimeout(t);
+          }),
+        );
+        await smtp.close();
+        await db?.drop().catch(() => {});
+        dir.cleanup();
+      },
+    };
+  } catch (e) {
+    for (const p of procs) if (p.alive()) p.proc.kill("SIGKILL");
+    await smtp.close();
+    await db?.drop().catch(() => {});
+    dir.cleanup();
+    throw e;
+  }
+}
+
+let userCounter = 0;
+
+/** Registers a fresh user (unique local part) through the SDK. */
+export async function registerUser(stack: Stack, name: string): Promise<MatrixClient> {
+  const client = new MatrixClient({ baseUrl: stack.hsUrl });
+  await client.register({ username: `${name}${++userCounter}${Date.now().toString(36)}`, password: "correct horse battery" });
+  return client;
+}
+
+/** An identity client for `user` with a token obtained via OpenID. */
+export async function identityFor(stack: Stack, user: MatrixClient): Promise<IdentityClient> {
+  const identity = new IdentityClient({ baseUrl: stack.isUrl, transport: user.transport });
+  await ensureIdentityToken(user, identity);
+  return identity;
+}
+
+/** The links of a mail's text part. */
+export function mailLinks(mail: ReceivedMail): string[] {
+  const text = mail.text || mail.html;
+  return [...text.matchAll(/https?:\/\/[^\s<>"']+/g)].map((m) => m[0].replace(/&amp;/g, "&").replace(/[.,;:!?)]+$/, ""));
+}
+
+/** Validates `email` for `user` at the identity server by the mailed link; returns the session. */
+export async function validateByMail(stack: Stack, identity: IdentityClient, email: string): Promise<{ sid: string; clientSecret: string }> {
+  const clientSecret = `secret${Date.now().toString(36)}${Math.random().toString(36).slice(2)}`;
+  const before = stack.smtp.mails.length;
+  const { sid } = await identity.requestEmailToken({ email, clientSecret, sendAttempt: 1 });
+  const [mail] = await stack.smtp.waitForMails(1, {
+    timeoutMs: 15_000,
+    match: (m) => stack.smtp.mails.indexOf(m) >= before && m.to.includes(email) && mailLinks(m).some((l) => l.includes("submitToken")),
+  });
+  const link = mailLinks(mail!).find((l) => l.includes("submitToken") && l.includes(encodeURIComponent(clientSecret)) && l.includes(`sid=${encodeURIComponent(sid)}`));
+  if (!link) throw new Error(`no validation link for sid ${sid} in: ${mail!.text}`);
+  const r = await fetch(link, { signal: AbortSignal.timeout(10_000) });
+  const body = await r.text();
+  if (r.status !== 200) throw new Error(`the validation link answered ${r.status}: ${body.slice(0, 300)}`);
+  return { sid, clientSecret };
+}
+
+/** Polls a member's state until `membership` (bounded). */
+export async function waitForMembership(client: MatrixClient, roomId: string, userId: string, membership: string, timeoutMs = 20_000): Promise<void> {
+  await waitFor(
+    async () => {
+      try {
+        const c = await client.getStateEvent(roomId, "m.room.member", userId);
+        return c["membership"] === membership;
+      } catch {
+        return false;
+      }
+    },
+    { timeoutMs, intervalMs: 100, what: `${userId} to be ${membership} in ${roomId}` },
+  );
+}
