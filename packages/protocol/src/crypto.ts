@@ -40,6 +40,12 @@ export function concatBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
   return out;
 }
 
+function hex(b: Uint8Array): string {
+  let out = "";
+  for (let i = 0; i < b.length; i++) out += (b[i]! < 16 ? "0" : "") + b[i]!.toString(16);
+  return out;
+}
+
 function checkSeed(seed: Uint8Array): void {
   if (seed.length !== 32) throw new TypeError("an ed25519 seed is 32 bytes");
 }
@@ -65,6 +71,7 @@ export class WebCryptoProvider implements CryptoProvider {
   readonly #subtle: SubtleLike;
   readonly #getRandomValues: (a: Uint8Array) => Uint8Array;
   readonly #signKeys = new Map<string, Promise<CryptoKey>>();
+  readonly #verifyKeys = new Map<string, Promise<CryptoKey>>();
 
   constructor(webCrypto: { subtle: SubtleLike; getRandomValues<T extends ArrayBufferView>(a: T): T } = globalThis.crypto) {
     if (!webCrypto?.subtle) throw new Error("WebCrypto is not available");
@@ -88,7 +95,7 @@ export class WebCryptoProvider implements CryptoProvider {
 
   async ed25519Sign(seed: Uint8Array, message: Uint8Array): Promise<Uint8Array> {
     // Keys are cached per seed: importing costs more than signing.
-    const cacheKey = Array.from(seed, (b) => b.toString(16).padStart(2, "0")).join("");
+    const cacheKey = hex(seed);
     let key = this.#signKeys.get(cacheKey);
     if (!key) {
       key = this.#privateKey(seed, false);
@@ -102,8 +109,16 @@ export class WebCryptoProvider implements CryptoProvider {
   async ed25519Verify(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): Promise<boolean> {
     if (publicKey.length !== 32 || signature.length !== 64) return false;
     try {
-      const key = await this.#subtle.importKey("raw", bufferOf(publicKey), { name: "Ed25519" }, false, ["verify"]);
-      return await this.#subtle.verify({ name: "Ed25519" }, key, bufferOf(signature), bufferOf(message));
+      const cacheKey = hex(publicKey);
+      let key = this.#verifyKeys.get(cacheKey);
+      if (!key) {
+        key = this.#subtle.importKey("raw", bufferOf(publicKey), { name: "Ed25519" }, false, ["verify"]);
+        if (this.#verifyKeys.size > 256) this.#verifyKeys.clear();
+        this.#verifyKeys.set(cacheKey, key);
+        // A key WebCrypto refuses is not kept.
+        key.catch(() => this.#verifyKeys.delete(cacheKey));
+      }
+      return await this.#subtle.verify({ name: "Ed25519" }, await key, bufferOf(signature), bufferOf(message));
     } catch {
       return false;
     }
