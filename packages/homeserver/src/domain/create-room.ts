@@ -52,7 +52,12 @@ async function profileContent(rooms: Rooms, userId: string): Promise<Record<stri
 }
 export { profileContent };
 
-export async function createRoom(rooms: Rooms, creator: string, req: CreateRoomInput, threepid: ThreepidApi | undefined): Promise<{ room_id: string }> {
+/** The 3PID module as createRoom uses it (`rememberThirdPartyInvite` lets a later repeat be answered from the pending invite). */
+export type CreateRoomThreepid = ThreepidApi & {
+  rememberThirdPartyInvite?(roomId: string, sender: string, req: { medium: string; address: string }, token: string): Promise<void>;
+};
+
+export async function createRoom(rooms: Rooms, creator: string, req: CreateRoomInput, threepid: CreateRoomThreepid | undefined): Promise<{ room_id: string }> {
   const serverName = rooms.serverName;
   const roomVersion = asRoomVersion(req.room_version ?? DEFAULT_ROOM_VERSION);
   const preset = req.preset ?? (req.visibility === "public" ? "public_chat" : "private_chat");
@@ -171,5 +176,12 @@ export async function createRoom(rooms: Rooms, creator: string, req: CreateRoomI
     return tx.append(chain.built);
   });
   rooms.deps.events.announce(stored);
+  if (threepid?.rememberThirdPartyInvite && req.invite_3pid) {
+    for (let i = 0; i < prepared.length; i++) {
+      const pr = prepared[i]!;
+      const entry = req.invite_3pid[i]!;
+      if (pr.kind === "third_party") await threepid.rememberThirdPartyInvite(roomId, creator, entry, pr.token).catch(() => undefined);
+    }
+  }
   return { room_id: roomId };
 }
