@@ -8,7 +8,10 @@
  * // rendered as 429 {"errcode":"M_LIMIT_EXCEEDED","error":"Too many requests","retry_after_ms":2000}
  */
 
-/** Every errcode the C-S, IS and S-S specs define, with its usual HTTP status. */
+/**
+ * Every errcode the C-S, IS and S-S specs define (checked against matrix-spec's `content/` and
+ * `data/api/` at v1.18), with its usual HTTP status. S-S adds only `M_UNABLE_TO_*_JOIN`.
+ */
 export const ERRCODES = {
   // Client-Server API: common
   M_FORBIDDEN: 403,
@@ -55,9 +58,19 @@ export const ERRCODES = {
   M_NOT_YET_UPLOADED: 504,
   M_CANNOT_OVERWRITE_MEDIA: 409,
   M_DUPLICATE_ANNOTATION: 400,
-  M_UNKNOWN_POS: 400,
   M_INVALID_SIGNATURE: 401,
   M_INVITE_BLOCKED: 403,
+  M_USER_LIMIT_EXCEEDED: 403,
+  M_PROFILE_TOO_LARGE: 400,
+  M_KEY_TOO_LARGE: 400,
+  M_BAD_ALIAS: 400,
+  M_UNKNOWN_DEVICE: 400,
+  // Application-service pieces of the C-S API (login, ping)
+  M_APPSERVICE_LOGIN_UNSUPPORTED: 400,
+  M_URL_NOT_SET: 400,
+  M_BAD_STATUS: 502,
+  M_CONNECTION_FAILED: 502,
+  M_CONNECTION_TIMEOUT: 504,
   // Identity Service API
   M_INVALID_EMAIL: 400,
   M_INVALID_ADDRESS: 400,
