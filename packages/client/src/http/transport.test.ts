@@ -150,6 +150,21 @@ describe("Transport: 429", () => {
     assert.deepEqual(await p, { ok: true, value: { ok: 1 } });
   });
 
+  it("returns the 429 at once when the wait would pass the deadline or the cap", async () => {
+    const limited = () => json(429, { errcode: "M_LIMIT_EXCEEDED", error: "slow", retry_after_ms: 10_000 });
+    for (const opts of [{ deadlineMs: 5000 }, { maxRetryAfterMs: 9999 }]) {
+      const { t, ff, clock } = setup([limited, () => json(200, {})]);
+      const p = settle(t.send(post, opts));
+      await clock.flush();
+      const r = await p;
+      assert.ok(!r.ok);
+      assert.equal(errorKind(r.error), "too-many-requests");
+      assert.equal(retryAfterMs(r.error), 10_000);
+      assert.equal(ff.calls.length, 1);
+      assert.deepEqual(clock.pending, []);
+    }
+  });
+
   it("gives up after maxAttempts and reports the delay", async () => {
     const { t } = setup(() => json(429, { errcode: "M_LIMIT_EXCEEDED", error: "slow", retry_after_ms: 10 }));
     const r = await settle(t.send(get, { maxAttempts: 1 }));
@@ -246,7 +261,7 @@ describe("Transport: timeouts, deadline, abort", () => {
   });
 
   it("the overall deadline stops retries and waits", async () => {
-    const { t, ff, clock } = setup(() => json(503, { errcode: "M_UNKNOWN", error: "x" }));
+    const { t, ff, clock } = setup([() => json(503, { errcode: "M_UNKNOWN", error: "x" }), hang]);
     const p = settle(t.send(get, { deadlineMs: 1500, maxAttempts: 10, backoff: { initialMs: 1000, jitter: 0 } }));
     await clock.advance(1500);
     const r = await p;
@@ -254,6 +269,17 @@ describe("Transport: timeouts, deadline, abort", () => {
     assert.equal(r.error.kind, "deadline");
     assert.equal(ff.calls.length, 2);
     await clock.advance(10_000);
+    assert.equal(ff.calls.length, 2);
+    assert.deepEqual(clock.pending, []);
+  });
+
+  it("a back-off that would pass the deadline returns the last error at once", async () => {
+    const { t, ff, clock } = setup(() => json(503, { errcode: "M_UNKNOWN", error: "x" }));
+    const p = settle(t.send(get, { deadlineMs: 1500, maxAttempts: 10, backoff: { initialMs: 1000, jitter: 0 } }));
+    await clock.advance(1000);
+    const r = await p;
+    assert.ok(!r.ok);
+    assert.equal(errorKind(r.error), "server-error");
     assert.equal(ff.calls.length, 2);
     assert.deepEqual(clock.pending, []);
   });

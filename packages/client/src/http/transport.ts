@@ -53,6 +53,8 @@ export interface CallOptions {
   readonly timeoutMs?: number;
   /** Limit of the whole call in ms, queueing, attempts and waits included (default: none). */
   readonly deadlineMs?: number;
+  /** A 429 asking for a longer wait than this (default 300 000 ms) is returned instead of waited out. */
+  readonly maxRetryAfterMs?: number;
   /** Attempts in total, the first included (default 4). */
   readonly maxAttempts?: number;
   readonly backoff?: BackoffOptions;
@@ -144,6 +146,7 @@ class CallContext {
   }
 }
 const DEFAULT_MAX_ATTEMPTS = 4;
+const DEFAULT_MAX_RETRY_AFTER_MS = 300_000;
 
 type StopReason = "timeout" | "deadline" | "aborted";
 
@@ -216,7 +219,8 @@ export class Transport {
       };
       callSignal = ctrl.signal;
     }
-    const run = (): Promise<T> => this.#attempts(req, opts, call, callSignal, stop);
+    const deadlineAt = opts.deadlineMs !== undefined ? this.clock.now() + opts.deadlineMs : undefined;
+    const run = (): Promise<T> => this.#attempts(req, opts, call, callSignal, stop, deadlineAt);
     const p = opts.queueId !== undefined ? this.queues.enqueue(opts.queueId, run, opts.queuePolicy ?? "AlwaysContinue", callSignal) : run();
     if (opts.queueId === undefined) return cleanup ? p.finally(cleanup) : p;
     const mapped = p.catch((e: unknown) => {
@@ -260,7 +264,14 @@ export class Transport {
     );
   }
 
-  async #attempts<T>(req: HttpRequest<T>, opts: CallOptions, call: CallContext, signal: AbortSignal | undefined, stop: { reason: StopReason | undefined }): Promise<T> {
+  async #attempts<T>(
+    req: HttpRequest<T>,
+    opts: CallOptions,
+    call: CallContext,
+    signal: AbortSignal | undefined,
+    stop: { reason: StopReason | undefined },
+    deadlineAt: number | undefined,
+  ): Promise<T> {
     const idempotent = opts.idempotent ?? req.idempotent ?? req.method !== "POST";
     const maxAttempts = Math.max(1, opts.maxAttempts ?? DEFAULT_MAX_ATTEMPTS);
     for (let attempt = 1; ; attempt++) {
@@ -276,6 +287,9 @@ export class Transport {
         const limited = errorKind(error) === "too-many-requests";
         const asked = limited && (error instanceof MatrixCallError || error instanceof HttpError) ? error.retryAfterMs : undefined;
         const delayMs = asked ?? backoffDelay(attempt, opts.backoff ?? {}, this.random);
+        // Waiting is pointless when the server asks for longer than we allow or than the deadline leaves.
+        if (asked !== undefined && asked > (opts.maxRetryAfterMs ?? DEFAULT_MAX_RETRY_AFTER_MS)) throw error;
+        if (deadlineAt !== undefined && this.clock.now() + delayMs >= deadlineAt) throw error;
         if (limited) this.events.emit({ type: "rate-limited", method: call.method, url: call.info.url, attempt, retryAfterMs: delayMs });
         this.events.emit({ type: "retry-scheduled", method: call.method, url: call.info.url, attempt, delayMs, reason: errorKind(error) });
         try {
