@@ -5,6 +5,11 @@
  * with the kit's error kinds.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { AddressInfo } from "node:net";
 import { encodeBase64, encodeBase64Url, lookupHash, signJson } from "@beckon/protocol";
 import { nodeCryptoProvider } from "@beckon/protocol/node";
@@ -101,8 +106,29 @@ function keyPair(fill: number, urlSafe: boolean): { seed: Uint8Array; publicKey:
   return { seed, publicKey: urlSafe ? encodeBase64Url(pk) : encodeBase64(pk) };
 }
 
-/** Starts the fake identity server on 127.0.0.1, port 0. */
-export async function startFakeIdentityServer(): Promise<FakeIdentityServer> {
+/**
+ * A self-signed certificate for 127.0.0.1 made with the `openssl` command, or a reason why not
+ * (tests skip with it).
+ */
+export function selfSignedCertificate(): { key: string; cert: string } | { skip: string } {
+  const dir = mkdtempSync(join(tmpdir(), "beckon-cert-"));
+  try {
+    execFileSync(
+      "openssl",
+      ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+        "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem")],
+      { stdio: "ignore", timeout: 20_000 },
+    );
+    return { key: readFileSync(join(dir, "key.pem"), "utf8"), cert: readFileSync(join(dir, "cert.pem"), "utf8") };
+  } catch (e) {
+    return { skip: `openssl could not make a certificate (${e instanceof Error ? e.message : String(e)})` };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Starts the fake identity server on 127.0.0.1, port 0 (over https with `tls`). */
+export async function startFakeIdentityServer(opts: { tls?: { key: string; cert: string } } = {}): Promise<FakeIdentityServer> {
   let tokenCounter = 0;
   const fake: Omit<FakeIdentityServer, "name" | "baseUrl" | "close"> & { name: string; baseUrl: string; close: () => Promise<void> } = {
     name: "",
@@ -206,7 +232,7 @@ export async function startFakeIdentityServer(): Promise<FakeIdentityServer> {
     json(res, 404, { errcode: "M_UNRECOGNIZED", error: "Unrecognized request" });
   };
 
-  const server: Server = createServer((req, res) => {
+  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     const chunks: Buffer[] = [];
     req.on("data", (c: Buffer) => chunks.push(c));
     req.on("end", () => {
@@ -231,16 +257,17 @@ export async function startFakeIdentityServer(): Promise<FakeIdentityServer> {
         if (!res.headersSent) json(res, 500, { errcode: "M_UNKNOWN", error: "fake IS crashed" });
       });
     });
-  });
+  };
+  const server: Server = opts.tls ? (createHttpsServer({ key: opts.tls.key, cert: opts.tls.cert }, onRequest) as unknown as Server) : createServer(onRequest);
   const sockets = new Set<import("node:net").Socket>();
-  server.on("connection", (s) => {
+  server.on("connection", (s: import("node:net").Socket) => {
     sockets.add(s);
     s.on("close", () => sockets.delete(s));
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const port = (server.address() as AddressInfo).port;
   fake.name = `127.0.0.1:${port}`;
-  fake.baseUrl = `http://127.0.0.1:${port}`;
+  fake.baseUrl = `${opts.tls ? "https" : "http"}://127.0.0.1:${port}`;
   fake.close = () =>
     new Promise<void>((resolve) => {
       for (const s of sockets) s.destroy();
