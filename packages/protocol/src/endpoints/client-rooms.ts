@@ -215,7 +215,32 @@ export const deleteRoomAlias = endpoint<undefined, EmptyObject>({
   response: vEmpty,
 });
 
+export const vRoomAliasesResponse = v.object({ aliases: v.array(v.string()) });
+export type RoomAliasesResponse = Infer<typeof vRoomAliasesResponse>;
+/** The local aliases of a room (`GET rooms/{roomId}/aliases`). */
+export const getRoomAliases = endpoint<undefined, RoomAliasesResponse>({
+  id: "client.rooms.aliases",
+  api: "client",
+  method: "GET",
+  ...clientPaths("/rooms/{roomId}/aliases"),
+  auth: "user",
+  rateLimited: true,
+  response: vRoomAliasesResponse,
+});
+
+/** One event by ID, if the caller may see it; 404 `M_NOT_FOUND`. */
+export const getEvent = endpoint<undefined, ClientEvent>({
+  id: "client.rooms.event",
+  api: "client",
+  method: "GET",
+  ...clientPaths("/rooms/{roomId}/event/{eventId}"),
+  auth: "user",
+  rateLimited: false,
+});
+
 export const clientRoomEndpoints = [
+  getRoomAliases,
+  getEvent,
   createRoom,
   getRoomState,
   getStateEvent,

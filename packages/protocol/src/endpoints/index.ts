@@ -4,6 +4,7 @@
  */
 import type { EndpointDescriptor } from "./descriptor.js";
 import { clientAccountEndpoints } from "./client-account.js";
+import { clientAccountDataEndpoints } from "./client-account-data.js";
 import { clientDiscoveryEndpoints } from "./client-discovery.js";
 import { clientMembershipEndpoints } from "./client-membership.js";
 import { clientProfileEndpoints } from "./client-profile.js";
@@ -18,6 +19,7 @@ export * from "./common.js";
 export * from "./identity.js";
 export * from "./client-discovery.js";
 export * from "./client-account.js";
+export * from "./client-account-data.js";
 export * from "./client-profile.js";
 export * from "./client-rooms.js";
 export * from "./client-membership.js";
@@ -29,6 +31,7 @@ export * from "./federation.js";
 export const clientEndpoints: readonly EndpointDescriptor[] = [
   ...clientDiscoveryEndpoints,
   ...clientAccountEndpoints,
+  ...clientAccountDataEndpoints,
   ...clientProfileEndpoints,
   ...clientRoomEndpoints,
   ...clientMembershipEndpoints,
