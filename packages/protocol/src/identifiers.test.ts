@@ -4,12 +4,14 @@ import fc from "fast-check";
 import {
   IdentifierError,
   idServerName,
+  isEd25519KeyId,
   isValidEventId,
   isValidRoomAlias,
   isValidRoomId,
   isValidServerName,
   isValidUserId,
   parseEventId,
+  parseKeyId,
   parseRoomAlias,
   parseRoomId,
   parseServerName,
@@ -119,4 +121,13 @@ test("property: validators never throw anything but IdentifierError", () => {
     }),
     { numRuns: 500 },
   );
+});
+
+test("signing key IDs", () => {
+  assert.deepEqual(parseKeyId("ed25519:0"), { algorithm: "ed25519", version: "0" });
+  assert.deepEqual(parseKeyId("ed25519:a_B9"), { algorithm: "ed25519", version: "a_B9" });
+  for (const bad of ["ed25519", "ed25519:", ":0", "ed25519:a-b", "ed25519:a:b", "ed 25519:0"]) assert.throws(() => parseKeyId(bad), IdentifierError, bad);
+  assert.ok(isEd25519KeyId("ed25519:auto"));
+  assert.equal(isEd25519KeyId("curve25519:x"), false);
+  assert.equal(isEd25519KeyId(1), false);
 });

@@ -236,3 +236,27 @@ export function isValidEventId(s: unknown): s is EventId {
     return false;
   }
 }
+
+/** A signing key ID split into its algorithm and version (`ed25519:abc` → `ed25519`, `abc`). */
+export interface KeyIdParts {
+  algorithm: string;
+  version: string;
+}
+
+/**
+ * Parses a signing key ID `<algorithm>:<version>`, version characters `[a-zA-Z0-9_]`
+ * (https://spec.matrix.org/v1.18/appendices/#signing-key). Throws {@link IdentifierError}.
+ *
+ * @example
+ * parseKeyId("ed25519:0") // { algorithm: "ed25519", version: "0" }
+ */
+export function parseKeyId(s: string): KeyIdParts {
+  const m = typeof s === "string" ? /^([a-z0-9_]{1,32}):([a-zA-Z0-9_]{1,255})$/.exec(s) : null;
+  if (!m) throw new IdentifierError("invalid key ID");
+  return { algorithm: m[1]!, version: m[2]! };
+}
+
+/** Whether `s` is an ed25519 key ID (`ed25519:<version>`). */
+export function isEd25519KeyId(s: unknown): s is string {
+  return typeof s === "string" && /^ed25519:[a-zA-Z0-9_]{1,255}$/.test(s);
+}
