@@ -19,8 +19,11 @@ import {
   deactivate,
   deleteRoomAlias,
   deleteThreepid,
-  endpoint,
   forget,
+  getAccountData,
+  getEvent,
+  getRoomAccountData,
+  getRoomAliases,
   getAvatarUrl,
   getDisplayName,
   getJoinedMembers,
@@ -44,14 +47,15 @@ import {
   register,
   requestOpenIdToken,
   sendEvent,
+  setAccountData,
   setAvatarUrl,
   setDisplayName,
+  setRoomAccountData,
   setRoomAlias,
   setStateEvent,
   sync,
   unban,
   unbindThreepid,
-  v,
   whoami,
   type BindThreepidRequest,
   type ClientEvent,
@@ -98,17 +102,6 @@ export interface PendingThirdPartyInvite {
   readonly invitedAt: number;
   readonly eventId: string;
 }
-
-/** `GET rooms/{roomId}/aliases` is not among the protocol descriptors yet: declared here. */
-const getRoomAliases = endpoint<undefined, { aliases: string[] }>({
-  id: "client.rooms.aliases",
-  api: "client",
-  method: "GET",
-  path: "/_matrix/client/v3/rooms/{roomId}/aliases",
-  auth: "user",
-  rateLimited: false,
-  response: v.object({ aliases: v.array(v.string()) }),
-});
 
 /**
  * The retry policy of requests that must never be repeated once they may have reached the
@@ -324,6 +317,30 @@ export class MatrixClient extends ApiClient {
   /** The local aliases of a room. */
   roomAliases(roomId: string, opts?: CallOptions) {
     return this.call(getRoomAliases, { params: { roomId } }, opts);
+  }
+
+  /** One event by ID. */
+  getEvent(roomId: string, eventId: string, opts?: CallOptions): Promise<ClientEvent> {
+    return this.call(getEvent, { params: { roomId, eventId } }, opts);
+  }
+
+  // ── account data ───────────────────────────────────────────────────────────
+
+  /** Global account data of this user (e.g. `m.identity_server`, `m.accepted_terms`); 404 `M_NOT_FOUND` when unset. */
+  getAccountData(type: string, opts?: CallOptions): Promise<Record<string, unknown>> {
+    return this.call(getAccountData, { params: { userId: this.#me(), type } }, opts);
+  }
+
+  setAccountData(type: string, content: Record<string, unknown>, opts?: CallOptions) {
+    return this.call(setAccountData, { params: { userId: this.#me(), type }, body: content }, opts);
+  }
+
+  getRoomAccountData(roomId: string, type: string, opts?: CallOptions): Promise<Record<string, unknown>> {
+    return this.call(getRoomAccountData, { params: { userId: this.#me(), roomId, type } }, opts);
+  }
+
+  setRoomAccountData(roomId: string, type: string, content: Record<string, unknown>, opts?: CallOptions) {
+    return this.call(setRoomAccountData, { params: { userId: this.#me(), roomId, type }, body: content }, opts);
   }
 
   // ── membership ─────────────────────────────────────────────────────────────

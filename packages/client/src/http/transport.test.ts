@@ -1,5 +1,6 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { inspect } from "node:util";
 import { v, MatrixError } from "@beckon/protocol";
 import { Transport, type HttpRequest } from "./transport.js";
 import { ConnectionError, HttpError, MatrixCallError, errorKind, retryAfterMs, type ErrorKind } from "./errors.js";
@@ -102,7 +103,7 @@ describe("Transport: typed errors", () => {
 describe("Transport: redaction", () => {
   it("never prints tokens: query access_token, Authorization, echoed tokens", async () => {
     const { t } = setup([
-      () => json(403, { errcode: "M_FORBIDDEN", error: "token secret-token-123 is not allowed" }),
+      () => json(403, { errcode: "M_FORBIDDEN", error: "token secret-token-123 is not allowed", echo: "Bearer secret-token-123" }),
       () => new Response("Bearer secret-token-123 rejected", { status: 400 }),
       () => {
         throw networkFailure("ECONNRESET");
@@ -112,7 +113,7 @@ describe("Transport: redaction", () => {
     for (let i = 0; i < 3; i++) {
       const r = await settle(t.send(req, { maxAttempts: 1 }));
       assert.ok(!r.ok && r.error instanceof Error);
-      const printed = `${r.error.message} ${String(r.error)} ${JSON.stringify(r.error)} ${r.error.stack ?? ""}`;
+      const printed = `${r.error.message} ${String(r.error)} ${JSON.stringify(r.error)} ${r.error.stack ?? ""} ${inspect(r.error, { depth: 5 })}`;
       assert.doesNotMatch(printed, /secret-token-123|qs-secret-999|pk-secret/);
       assert.match(printed, /access_token=<redacted>/);
     }

@@ -376,6 +376,14 @@ export class Transport {
     return { init, bodyLength: body?.byteLength };
   }
 
+  #redactJson(value: unknown): unknown {
+    try {
+      return JSON.parse(this.redactor.redact(JSON.stringify(value)));
+    } catch {
+      return undefined;
+    }
+  }
+
   #connectionError(e: unknown, reason: StopReason | undefined, call: CallContext, timeoutMs: number, afterHeaders = false): ConnectionError {
     if (reason === "timeout") return new ConnectionError("timeout", `no answer within ${timeoutMs} ms`, call.info);
     if (reason === "deadline") return new ConnectionError("deadline", "the call's deadline passed", call.info);
@@ -413,11 +421,12 @@ export class Transport {
     const headerDelay = parseRetryAfter(res.headers.get("retry-after"), this.clock.now());
     const me = parsed ? MatrixError.fromBody(res.status, json) : undefined;
     if (me) {
-      const extra = { ...me.extra };
+      // Extra fields are printed by inspectors: they get the same redaction as messages.
+      const extra = this.#redactJson(me.extra) as Record<string, unknown>;
       const bodyDelay = typeof extra["retry_after_ms"] === "number" && extra["retry_after_ms"] >= 0 ? extra["retry_after_ms"] : undefined;
       throw new MatrixCallError(me.errcode, this.redactor.redact(me.message), res.status, extra, call.info, bodyDelay ?? headerDelay);
     }
-    throw new HttpError(res.status, this.redactor.redact(text), call.info, { ...(headerDelay === undefined ? {} : { retryAfterMs: headerDelay }), ...(parsed ? { json } : {}) });
+    throw new HttpError(res.status, this.redactor.redact(text), call.info, { ...(headerDelay === undefined ? {} : { retryAfterMs: headerDelay }), ...(parsed ? { json: this.#redactJson(json) } : {}) });
   }
 }
 

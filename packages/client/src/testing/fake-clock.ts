@@ -72,7 +72,7 @@ export class FakeClock implements Clock {
     await this.flush();
   }
 
-  /** Advances to the soonest timer that is at least `minMs` away (skipping shorter ones is not done: they fire too). */
+  /** Advances to the soonest pending timer and fires it; returns how far time moved. */
   async advanceToNext(): Promise<number> {
     await this.flush();
     const soonest = this.pending[0];
