@@ -66,8 +66,11 @@ export const getRoomState = endpoint<undefined, ClientEvent[]>({
 });
 
 const STATE_EVENT = "/rooms/{roomId}/state/{eventType}";
-/** Empty state key: with and without trailing slash (matrix-bot-sdk uses the slash). */
-const stateEventAliases = [CLIENT_R0 + STATE_EVENT + "/{stateKey}", ...[CLIENT_V3, CLIENT_R0].flatMap((b) => [b + STATE_EVENT, b + STATE_EVENT + "/"])];
+/**
+ * Empty state key: `…/state/{eventType}`, also with a trailing slash (matrix-bot-sdk uses the
+ * slash; every path is served with and without one, see `servedPaths`).
+ */
+const stateEventAliases = [CLIENT_R0 + STATE_EVENT + "/{stateKey}", CLIENT_V3 + STATE_EVENT, CLIENT_R0 + STATE_EVENT];
 
 export const vStateEventQuery = v.object({ format: v.optional(v.literal("content", "event")) });
 export type StateEventQuery = Infer<typeof vStateEventQuery>;

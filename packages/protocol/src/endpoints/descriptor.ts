@@ -43,9 +43,14 @@ export interface EndpointDescriptor<Req = unknown, Res = unknown, Query = unknow
   /** Path template with `{param}` segments, e.g. `/_matrix/client/v3/rooms/{roomId}/invite`. */
   readonly path: string;
   /**
-   * Other paths served by the same handler (`r0`, `unstable`, v1, trailing-slash forms). An alias
-   * may omit trailing `{param}`s of `path`; the handler then treats them as the empty string
-   * (e.g. the empty-state-key forms of `rooms/{roomId}/state/{eventType}/{stateKey}`).
+   * Other paths served by the same handler (`r0`, `unstable`, v1). An alias may omit trailing
+   * `{param}`s of `path`; the handler then treats them as the empty string (e.g. the
+   * empty-state-key form of `rooms/{roomId}/state/{eventType}/{stateKey}`).
+   *
+   * Every path is also served **with and without a trailing slash** (matrix-bot-sdk's
+   * `…/state/{eventType}/`, Sydent's `/_matrix/key/v2/server/`): routers ignore trailing slashes
+   * (the server-kit's Fastify does), so no alias differs from another path by a slash alone.
+   * {@link servedPaths} lists the twins for routers that cannot.
    */
   readonly aliases?: readonly string[];
   readonly auth: AuthKind;
@@ -81,9 +86,14 @@ export type ResponseOf<E> = E extends EndpointDescriptor<unknown, infer Res> ? R
 /** Query type of a descriptor. */
 export type QueryOf<E> = E extends EndpointDescriptor<unknown, unknown, infer Q> ? Q : never;
 
-/** Every path a descriptor is served on: `path`, then its aliases. */
+/** Every path a descriptor declares: `path`, then its aliases. */
 export function allPaths(d: Pick<EndpointDescriptor, "path" | "aliases">): string[] {
   return [d.path, ...(d.aliases ?? [])];
+}
+
+/** {@link allPaths} plus each path's trailing-slash twin, for routers that do not ignore trailing slashes. */
+export function servedPaths(d: Pick<EndpointDescriptor, "path" | "aliases">): string[] {
+  return allPaths(d).flatMap((p) => [p, p.endsWith("/") ? p.slice(0, -1) : p + "/"]);
 }
 
 /** Names of the `{param}` segments of a path template. */

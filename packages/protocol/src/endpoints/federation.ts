@@ -84,13 +84,12 @@ export const vServerKeysResponse: Validator<ServerKeysResponse> = v.object({
   old_verify_keys: v.optional(v.record(v.object({ key: v.string({ minLength: 1 }), expired_ts: v.integer() }))),
   signatures: vSignatures,
 });
-/** Served with and without the trailing slash (Sydent fetches `/_matrix/key/v2/server/`). */
+/** Also served with the trailing slash (Sydent fetches `/_matrix/key/v2/server/`; see `servedPaths`). */
 export const serverKeys = endpoint<undefined, ServerKeysResponse>({
   id: "key.server.keys",
   api: "key",
   method: "GET",
   path: "/_matrix/key/v2/server",
-  aliases: ["/_matrix/key/v2/server/"],
   auth: "none",
   rateLimited: false,
   response: vServerKeysResponse,

@@ -49,7 +49,7 @@ export const isStatus = endpoint<undefined, EmptyObject>({
   api: "identity",
   method: "GET",
   path: IDENTITY_V2,
-  aliases: [`${IDENTITY_V2}/`, IDENTITY_V1, `${IDENTITY_V1}/`],
+  aliases: [IDENTITY_V1],
   auth: "none",
   rateLimited: false,
   response: vEmpty,
