@@ -133,6 +133,16 @@ export interface SendOptions {
   dedupeState?: boolean;
 }
 
+interface Pending {
+  draft: EventDraft;
+  opts: SendOptions;
+  resolve: (r: { eventId: string; created: boolean }) => void;
+  reject: (e: unknown) => void;
+}
+
+/** Most events written in one transaction. */
+const MAX_BATCH = 64;
+
 export interface RoomEventsDeps {
   rooms: RoomStore;
   key: ServerSigningKey;
@@ -148,31 +158,118 @@ export class RoomEvents {
     return this.deps.key;
   }
 
-  /** Sends one event; returns its ID (or the existing event's ID for idempotent repeats). */
-  async send(roomId: string, draft: EventDraft, opts: SendOptions = {}): Promise<{ eventId: string; created: boolean }> {
-    const result = await this.deps.rooms.withRoomWrite(roomId, async (tx) => {
-      const room = tx.room;
-      if (!room) throw new MatrixError("M_NOT_FOUND", "Unknown room", 404);
-      if (opts.txn) {
-        const existing = await tx.getTxn(opts.txn.userId, opts.txn.deviceId, opts.txn.txnId);
-        if (existing) return { eventId: existing, created: undefined };
+  /**
+   * Sends one event; returns its ID (or the existing event's ID for idempotent repeats).
+   *
+   * Sends to one room queue up in this process and are written in batches: one transaction
+   * (room lock, stream positions, multi-row inserts) for everything waiting, each event still
+   * built and authorised on its own against the state left by the ones before it. An event
+   * refused by its pre-check or the auth rules fails alone; a database error retries the batch
+   * one event at a time.
+   */
+  send(roomId: string, draft: EventDraft, opts: SendOptions = {}): Promise<{ eventId: string; created: boolean }> {
+    return new Promise((resolve, reject) => {
+      const item: Pending = { draft, opts, resolve, reject };
+      const q = this.queues.get(roomId);
+      if (q) {
+        q.push(item);
+        return;
       }
-      const state = toStateMap(await tx.getState(keysForDraft(draft, opts.extraKeys)));
-      if (opts.precheck) {
-        const existing = await opts.precheck(state, tx);
-        if (existing !== undefined) return { eventId: existing, created: undefined };
-      }
-      if (opts.dedupeState && draft.stateKey !== undefined) {
-        const cur = state.get(stateKeyId(draft.type, draft.stateKey));
-        if (cur && cur.pdu.sender === draft.sender && sameJson(cur.pdu.content, draft.content)) return { eventId: cur.eventId, created: undefined };
-      }
-      const chain = new ChainBuilder(roomId, asRoomVersion(room.roomVersion), this.deps.key, this.deps.clock.now(), room.latestEventId, room.latestDepth, state);
-      const rec = chain.add(draft, opts.txn ? { txn: opts.txn } : {});
-      const [stored] = await tx.append([rec]);
-      return { eventId: rec.eventId, created: stored };
+      const fresh = [item];
+      this.queues.set(roomId, fresh);
+      void this.drain(roomId, fresh);
     });
-    if (result.created) this.announce([result.created]);
-    return { eventId: result.eventId, created: result.created !== undefined };
+  }
+
+  private readonly queues = new Map<string, Pending[]>();
+
+  private async drain(roomId: string, q: Pending[]): Promise<void> {
+    try {
+      while (q.length > 0) await this.runBatch(roomId, q.splice(0, MAX_BATCH), true);
+    } finally {
+      this.queues.delete(roomId);
+    }
+  }
+
+  private async runBatch(roomId: string, batch: Pending[], mayRetry: boolean): Promise<void> {
+    type Outcome = { ok: true; eventId: string; built?: string } | { ok: false; error: unknown };
+    let outcomes: Outcome[] = [];
+    let stored: EventRecord[] = [];
+    try {
+      stored = await this.deps.rooms.withRoomWrite(roomId, async (tx) => {
+        outcomes = [];
+        const room = tx.room;
+        if (!room) {
+          for (let i = 0; i < batch.length; i++) outcomes.push({ ok: false, error: new MatrixError("M_NOT_FOUND", "Unknown room", 404) });
+          return [];
+        }
+        const state: StateMap = new Map();
+        const loaded = new Set<string>();
+        const chain = new ChainBuilder(roomId, asRoomVersion(room.roomVersion), this.deps.key, this.deps.clock.now(), room.latestEventId, room.latestDepth, state);
+        const batchTxns = new Map<string, string>();
+        for (const p of batch) {
+          try {
+            const { draft, opts } = p;
+            const txnKey = opts.txn ? `${opts.txn.userId}\u0000${opts.txn.deviceId}\u0000${opts.txn.txnId}` : undefined;
+            if (opts.txn && txnKey) {
+              const existing = batchTxns.get(txnKey) ?? (await tx.getTxn(opts.txn.userId, opts.txn.deviceId, opts.txn.txnId));
+              if (existing) {
+                outcomes.push({ ok: true, eventId: existing });
+                continue;
+              }
+            }
+            const keys = keysForDraft(draft, opts.extraKeys).filter((k) => {
+              const id = stateKeyId(k.type, k.stateKey);
+              return !loaded.has(id) && !state.has(id);
+            });
+            if (keys.length > 0) {
+              const got = await tx.getState(keys);
+              for (const k of keys) {
+                const id = stateKeyId(k.type, k.stateKey);
+                loaded.add(id);
+                const e = got.get(id);
+                if (e && !state.has(id)) state.set(id, { eventId: e.eventId, pdu: e.pdu });
+              }
+            }
+            if (opts.precheck) {
+              const existing = await opts.precheck(state, tx);
+              if (existing !== undefined) {
+                outcomes.push({ ok: true, eventId: existing });
+                continue;
+              }
+            }
+            if (opts.dedupeState && draft.stateKey !== undefined) {
+              const cur = state.get(stateKeyId(draft.type, draft.stateKey));
+              if (cur && cur.pdu.sender === draft.sender && sameJson(cur.pdu.content, draft.content)) {
+                outcomes.push({ ok: true, eventId: cur.eventId });
+                continue;
+              }
+            }
+            const rec = chain.add(draft, opts.txn ? { txn: opts.txn } : {});
+            if (txnKey) batchTxns.set(txnKey, rec.eventId);
+            outcomes.push({ ok: true, eventId: rec.eventId, built: rec.eventId });
+          } catch (e) {
+            outcomes.push({ ok: false, error: e });
+          }
+        }
+        return tx.append(chain.built);
+      });
+    } catch (e) {
+      if (mayRetry && batch.length > 1) {
+        for (const p of batch) await this.runBatch(roomId, [p], false);
+        return;
+      }
+      for (const p of batch) p.reject(e);
+      return;
+    }
+    const byId = new Map(stored.map((r) => [r.eventId, r]));
+    if (stored.length > 0) this.announce(stored);
+    batch.forEach((p, i) => {
+      const o = outcomes[i];
+      if (!o) p.reject(new Error("internal: no outcome"));
+      else if (!o.ok) p.reject(o.error);
+      else p.resolve({ eventId: o.eventId, created: o.built !== undefined && byId.has(o.built) });
+    });
   }
 
   /** Wakes sync long-polls for new events (after commit). */

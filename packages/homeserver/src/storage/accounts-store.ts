@@ -3,7 +3,8 @@
  * server settings and the server signing key — one Kysely implementation for both engines.
  */
 import type { Kysely } from "kysely";
-import { inTransaction } from "@beckon/server-kit";
+import { inTransaction, type Engine } from "@beckon/server-kit";
+import { raw } from "./rooms-store.js";
 import type { HomeserverDB } from "./schema.js";
 
 export interface UserRecord {
@@ -65,7 +66,7 @@ function parseKeySetting(v: string): { keyId: string; seed: string } {
   return { keyId, seed };
 }
 
-export function createAccountStore(db: Kysely<HomeserverDB>): AccountStore {
+export function createAccountStore(db: Kysely<HomeserverDB>, engine: Engine): AccountStore {
   const store: AccountStore = {
     async createUser(u) {
       await db
@@ -83,7 +84,12 @@ export function createAccountStore(db: Kysely<HomeserverDB>): AccountStore {
         .execute();
     },
     async getUser(userId) {
-      const r = await db.selectFrom("hs_users").selectAll().where("user_id", "=", userId).executeTakeFirst();
+      const [r] = await raw<HomeserverDB["hs_users"]>(
+        db,
+        engine,
+        "SELECT user_id, localpart, password_hash, displayname, avatar_url, is_admin, deactivated, created_ts FROM hs_users WHERE user_id = ?",
+        [userId],
+      );
       if (!r) return undefined;
       return {
         userId: r.user_id,
@@ -125,12 +131,12 @@ export function createAccountStore(db: Kysely<HomeserverDB>): AccountStore {
       });
     },
     async getTokenOwner(tokenHash) {
-      const r = await db
-        .selectFrom("hs_access_tokens as t")
-        .innerJoin("hs_users as u", "u.user_id", "t.user_id")
-        .select(["t.user_id", "t.device_id", "u.deactivated"])
-        .where("t.token_hash", "=", tokenHash)
-        .executeTakeFirst();
+      const [r] = await raw<{ user_id: string; device_id: string; deactivated: number }>(
+        db,
+        engine,
+        "SELECT t.user_id, t.device_id, u.deactivated FROM hs_access_tokens t JOIN hs_users u ON u.user_id = t.user_id WHERE t.token_hash = ?",
+        [tokenHash],
+      );
       return r ? { userId: r.user_id, deviceId: r.device_id, deactivated: r.deactivated === 1 } : undefined;
     },
     async deleteSession(tokenHash) {

@@ -30,7 +30,7 @@ export async function openHomeserverStorage(opts: {
   }
   return {
     handle,
-    accounts: createAccountStore(handle.db),
+    accounts: createAccountStore(handle.db, handle.engine),
     rooms: createRoomStore(handle.db, handle.engine),
     close: () => handle.close(),
   };

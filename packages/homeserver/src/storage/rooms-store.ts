@@ -7,7 +7,7 @@
  * forward extremity even with several processes. Stream positions come from one counter row
  * updated inside the same transaction, so they are handed out in commit order.
  */
-import { sql, type Kysely, type Transaction } from "kysely";
+import { CompiledQuery, type Kysely, type Transaction } from "kysely";
 import { inTransaction, type Engine } from "@beckon/server-kit";
 import { stateKeyId, type PDU } from "@beckon/protocol";
 import type { HomeserverDB } from "./schema.js";
@@ -157,24 +157,36 @@ function chunks<T>(xs: readonly T[], n = CHUNK): T[][] {
 
 type Db = Kysely<HomeserverDB> | Transaction<HomeserverDB>;
 
-async function selectState(db: Db, roomId: string, keys: readonly StateKey[]): Promise<Map<string, EventRecord>> {
+/**
+ * Hot paths run precompiled SQL (written with `?`, numbered for PostgreSQL): building and
+ * compiling a query with the query builder costs more than SQLite takes to run it.
+ */
+export function raw<R>(db: Db, engine: Engine, text: string, params: readonly unknown[]): Promise<R[]> {
+  let q = text;
+  if (engine === "postgres") {
+    let i = 0;
+    q = text.replace(/\?/g, () => `$${++i}`);
+  }
+  return db.executeQuery<R>(CompiledQuery.raw(q, [...params])).then((r) => r.rows);
+}
+
+const EVENT_COLS = "e.event_id, e.stream_ordering, e.room_id, e.type, e.state_key, e.sender, e.origin_server_ts, e.json, e.unsigned_json, e.txn_device_id, e.txn_id";
+
+async function selectState(db: Db, engine: Engine, roomId: string, keys: readonly StateKey[]): Promise<Map<string, EventRecord>> {
   const out = new Map<string, EventRecord>();
   if (keys.length === 0) return out;
   for (const part of chunks(keys, 100)) {
-    const rows = await db
-      .selectFrom("hs_current_state as cs")
-      .innerJoin("hs_events as e", "e.event_id", "cs.event_id")
-      .selectAll("e")
-      .where("cs.room_id", "=", roomId)
-      .where((eb) => eb.or(part.map((k) => eb.and([eb("cs.type", "=", k.type), eb("cs.state_key", "=", k.stateKey)]))))
-      .execute();
+    const cond = part.map(() => "(cs.type = ? AND cs.state_key = ?)").join(" OR ");
+    const params: unknown[] = [roomId];
+    for (const k of part) params.push(k.type, k.stateKey);
+    const rows = await raw<EventRow>(db, engine, `SELECT ${EVENT_COLS} FROM hs_current_state cs JOIN hs_events e ON e.event_id = cs.event_id WHERE cs.room_id = ? AND (${cond})`, params);
     for (const r of rows) out.set(stateKeyId(r.type, r.state_key ?? ""), toEventRecord(r));
   }
   return out;
 }
 
 /** Applies events (ascending) to the projections. Events must already be in hs_events. */
-async function project(trx: Db, roomId: string, events: readonly EventRecord[]): Promise<void> {
+async function project(trx: Db, engine: Engine, roomId: string, events: readonly EventRecord[]): Promise<void> {
   const state = new Map<string, { type: string; stateKey: string; eventId: string }>();
   const members = new Map<string, { userId: string; membership: string; eventId: string; so: number }>();
   for (const e of events) {
@@ -186,51 +198,86 @@ async function project(trx: Db, roomId: string, events: readonly EventRecord[]):
     }
   }
   for (const part of chunks([...state.values()])) {
-    await trx
-      .insertInto("hs_current_state")
-      .values(part.map((s) => ({ room_id: roomId, type: s.type, state_key: s.stateKey, event_id: s.eventId })))
-      .onConflict((oc) => oc.columns(["room_id", "type", "state_key"]).doUpdateSet((eb) => ({ event_id: eb.ref("excluded.event_id") })))
-      .execute();
+    const params: unknown[] = [];
+    for (const x of part) params.push(roomId, x.type, x.stateKey, x.eventId);
+    await raw(
+      trx,
+      engine,
+      `INSERT INTO hs_current_state (room_id, type, state_key, event_id) VALUES ${part.map(() => "(?, ?, ?, ?)").join(", ")} ` +
+        "ON CONFLICT (room_id, type, state_key) DO UPDATE SET event_id = excluded.event_id",
+      params,
+    );
   }
   for (const part of chunks([...members.values()])) {
-    await trx
-      .insertInto("hs_memberships")
-      .values(part.map((m) => ({ room_id: roomId, user_id: m.userId, membership: m.membership, event_id: m.eventId, stream_ordering: m.so, forgotten: 0 })))
-      .onConflict((oc) =>
-        oc.columns(["room_id", "user_id"]).doUpdateSet((eb) => ({
-          membership: eb.ref("excluded.membership"),
-          event_id: eb.ref("excluded.event_id"),
-          stream_ordering: eb.ref("excluded.stream_ordering"),
-          // A new join or invite brings a forgotten room back; a leave keeps the flag.
-          forgotten: sql<number>`CASE WHEN excluded.membership IN ('join', 'invite') THEN 0 ELSE hs_memberships.forgotten END`,
-        })),
-      )
-      .execute();
+    const params: unknown[] = [];
+    for (const m of part) params.push(roomId, m.userId, m.membership, m.eventId, m.so);
+    // A new join or invite brings a forgotten room back; a leave keeps the flag.
+    await raw(
+      trx,
+      engine,
+      `INSERT INTO hs_memberships (room_id, user_id, membership, event_id, stream_ordering, forgotten) VALUES ${part.map(() => "(?, ?, ?, ?, ?, 0)").join(", ")} ` +
+        "ON CONFLICT (room_id, user_id) DO UPDATE SET membership = excluded.membership, event_id = excluded.event_id, " +
+        "stream_ordering = excluded.stream_ordering, forgotten = CASE WHEN excluded.membership IN ('join', 'invite') THEN 0 ELSE hs_memberships.forgotten END",
+      params,
+    );
   }
 }
 
+/**
+ * Only a cache: the state entries a room's writers read, valid while the room's forward
+ * extremity is the one they were read at (checked under the room lock on every write, so a
+ * write by another process invalidates it). `null` = known absent.
+ */
+interface CachedState {
+  latestEventId: string;
+  entries: Map<string, EventRecord | null>;
+}
+const STATE_CACHE_ROOMS = 2000;
+
 export function createRoomStore(db: Kysely<HomeserverDB>, engine: Engine): RoomStore {
+  const stateCache = new Map<string, CachedState>();
   const store: RoomStore = {
     async withRoomWrite(roomId, fn) {
-      return inTransaction(db, async (trx) => {
-        let q = trx.selectFrom("hs_rooms").selectAll().where("room_id", "=", roomId);
-        if (engine === "postgres") q = q.forUpdate();
-        const row = await q.executeTakeFirst();
-        let room = row ? toRoomRecord(row) : undefined;
+      let staged: CachedState | undefined;
+      const result = await inTransaction(db, async (trx) => {
+        staged = undefined;
+        const rows = await raw<HomeserverDB["hs_rooms"]>(
+          trx,
+          engine,
+          `SELECT room_id, room_version, creator, created_ts, latest_event_id, latest_depth, latest_stream FROM hs_rooms WHERE room_id = ?${engine === "postgres" ? " FOR UPDATE" : ""}`,
+          [roomId],
+        );
+        let room = rows[0] ? toRoomRecord(rows[0]) : undefined;
+        const hit = stateCache.get(roomId);
+        // Copy: the cache changes only after a commit.
+        let cache: CachedState | undefined = room && hit && hit.latestEventId === room.latestEventId ? { latestEventId: hit.latestEventId, entries: new Map(hit.entries) } : undefined;
         const tx: RoomWriteTx = {
           get room() {
             return room;
           },
-          getState: (keys) => selectState(trx, roomId, keys),
+          async getState(keys) {
+            const out = new Map<string, EventRecord>();
+            const missing: StateKey[] = [];
+            for (const k of keys) {
+              const id = stateKeyId(k.type, k.stateKey);
+              const c = cache?.entries.get(id);
+              if (c === undefined) missing.push(k);
+              else if (c !== null) out.set(id, c);
+            }
+            if (missing.length > 0) {
+              const found = await selectState(trx, engine, roomId, missing);
+              for (const k of missing) {
+                const id = stateKeyId(k.type, k.stateKey);
+                const e = found.get(id);
+                if (e) out.set(id, e);
+                cache?.entries.set(id, e ?? null);
+              }
+            }
+            return out;
+          },
           async getTxn(userId, deviceId, txnId) {
-            const r = await trx
-              .selectFrom("hs_txns")
-              .select("event_id")
-              .where("user_id", "=", userId)
-              .where("device_id", "=", deviceId)
-              .where("txn_id", "=", txnId)
-              .executeTakeFirst();
-            return r?.event_id;
+            const r = await raw<{ event_id: string }>(trx, engine, "SELECT event_id FROM hs_txns WHERE user_id = ? AND device_id = ? AND txn_id = ?", [userId, deviceId, txnId]);
+            return r[0]?.event_id;
           },
           async getAliasRoom(alias) {
             const r = await trx.selectFrom("hs_aliases").select("room_id").where("alias", "=", alias).executeTakeFirst();
@@ -250,6 +297,7 @@ export function createRoomStore(db: Kysely<HomeserverDB>, engine: Engine): RoomS
               })
               .execute();
             room = { ...r, latestEventId: "", latestDepth: 0, latestStream: 0 };
+            cache = { latestEventId: "", entries: new Map() };
           },
           async insertAlias(a) {
             await trx.insertInto("hs_aliases").values({ alias: a.alias, room_id: a.roomId, creator: a.creator, created_ts: a.now }).execute();
@@ -257,13 +305,8 @@ export function createRoomStore(db: Kysely<HomeserverDB>, engine: Engine): RoomS
           async append(events) {
             if (events.length === 0) return [];
             if (!room) throw new Error(`append to unknown room ${roomId}`);
-            const upd = await trx
-              .updateTable("hs_stream")
-              .set((eb) => ({ pos: eb("pos", "+", events.length) }))
-              .where("id", "=", 1)
-              .returning("pos")
-              .executeTakeFirstOrThrow();
-            const first = Number(upd.pos) - events.length + 1;
+            const upd = await raw<{ pos: number | string }>(trx, engine, "UPDATE hs_stream SET pos = pos + ? WHERE id = 1 RETURNING pos", [events.length]);
+            const first = Number(upd[0]!.pos) - events.length + 1;
             const records: EventRecord[] = events.map((e, i) => ({
               eventId: e.eventId,
               streamOrdering: first + i,
@@ -277,49 +320,78 @@ export function createRoomStore(db: Kysely<HomeserverDB>, engine: Engine): RoomS
               txnDeviceId: e.txn?.deviceId,
               txnId: e.txn?.txnId,
             }));
-            for (const part of chunks(records, 100)) {
-              await trx
-                .insertInto("hs_events")
-                .values(
-                  part.map((r) => ({
-                    event_id: r.eventId,
-                    stream_ordering: r.streamOrdering,
-                    room_id: roomId,
-                    type: r.type,
-                    state_key: r.stateKey ?? null,
-                    sender: r.sender,
-                    origin_server_ts: r.originServerTs,
-                    json: JSON.stringify(r.pdu),
-                    unsigned_json: r.unsigned && Object.keys(r.unsigned).length > 0 ? JSON.stringify(r.unsigned) : null,
-                    txn_device_id: r.txnDeviceId ?? null,
-                    txn_id: r.txnId ?? null,
-                  })),
-                )
-                .execute();
+            for (const part of chunks(records, 50)) {
+              const params: unknown[] = [];
+              for (const r of part) {
+                params.push(
+                  r.eventId,
+                  r.streamOrdering,
+                  roomId,
+                  r.type,
+                  r.stateKey ?? null,
+                  r.sender,
+                  r.originServerTs,
+                  JSON.stringify(r.pdu),
+                  r.unsigned && Object.keys(r.unsigned).length > 0 ? JSON.stringify(r.unsigned) : null,
+                  r.txnDeviceId ?? null,
+                  r.txnId ?? null,
+                );
+              }
+              await raw(
+                trx,
+                engine,
+                "INSERT INTO hs_events (event_id, stream_ordering, room_id, type, state_key, sender, origin_server_ts, json, unsigned_json, txn_device_id, txn_id) VALUES " +
+                  part.map(() => "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)").join(", "),
+                params,
+              );
             }
-            await project(trx, roomId, records);
-            const txns = events.filter((e) => e.txn !== undefined);
-            for (const e of txns) {
-              await trx
-                .insertInto("hs_txns")
-                .values({ user_id: e.txn!.userId, device_id: e.txn!.deviceId, txn_id: e.txn!.txnId, event_id: e.eventId, created_ts: e.pdu.origin_server_ts })
-                .execute();
+            await project(trx, engine, roomId, records);
+            for (const e of events) {
+              if (!e.txn) continue;
+              await raw(trx, engine, "INSERT INTO hs_txns (user_id, device_id, txn_id, event_id, created_ts) VALUES (?, ?, ?, ?, ?)", [
+                e.txn.userId,
+                e.txn.deviceId,
+                e.txn.txnId,
+                e.eventId,
+                e.pdu.origin_server_ts,
+              ]);
             }
             const last = records[records.length - 1]!;
-            await trx
-              .updateTable("hs_rooms")
-              .set({ latest_event_id: last.eventId, latest_depth: last.pdu.depth, latest_stream: last.streamOrdering })
-              .where("room_id", "=", roomId)
-              .execute();
+            await raw(trx, engine, "UPDATE hs_rooms SET latest_event_id = ?, latest_depth = ?, latest_stream = ? WHERE room_id = ?", [
+              last.eventId,
+              last.pdu.depth,
+              last.streamOrdering,
+              roomId,
+            ]);
             room = { ...room, latestEventId: last.eventId, latestDepth: last.pdu.depth, latestStream: last.streamOrdering };
+            if (cache) {
+              for (const r of records) if (r.stateKey !== undefined) cache.entries.set(stateKeyId(r.type, r.stateKey), r);
+              cache.latestEventId = last.eventId;
+            }
             return records;
           },
         };
-        return fn(tx);
+        const out = await fn(tx);
+        staged = cache;
+        return out;
       });
+      if (staged) {
+        stateCache.delete(roomId);
+        if (stateCache.size >= STATE_CACHE_ROOMS) {
+          const oldest = stateCache.keys().next();
+          if (!oldest.done) stateCache.delete(oldest.value);
+        }
+        stateCache.set(roomId, staged);
+      }
+      return result;
     },
     async getRoom(roomId) {
-      const r = await db.selectFrom("hs_rooms").selectAll().where("room_id", "=", roomId).executeTakeFirst();
+      const [r] = await raw<HomeserverDB["hs_rooms"]>(
+        db,
+        engine,
+        "SELECT room_id, room_version, creator, created_ts, latest_event_id, latest_depth, latest_stream FROM hs_rooms WHERE room_id = ?",
+        [roomId],
+      );
       return r ? toRoomRecord(r) : undefined;
     },
     async getEvent(eventId) {
@@ -336,9 +408,14 @@ export function createRoomStore(db: Kysely<HomeserverDB>, engine: Engine): RoomS
         .execute();
       return rows.map(toEventRecord);
     },
-    getStateEvents: (roomId, keys) => selectState(db, roomId, keys),
+    getStateEvents: (roomId, keys) => selectState(db, engine, roomId, keys),
     async getMembership(roomId, userId) {
-      const r = await db.selectFrom("hs_memberships").selectAll().where("room_id", "=", roomId).where("user_id", "=", userId).executeTakeFirst();
+      const [r] = await raw<HomeserverDB["hs_memberships"]>(
+        db,
+        engine,
+        "SELECT room_id, user_id, membership, event_id, stream_ordering, forgotten FROM hs_memberships WHERE room_id = ? AND user_id = ?",
+        [roomId, userId],
+      );
       return r ? toMembership(r) : undefined;
     },
     async getUserMemberships(userId) {
@@ -425,7 +502,8 @@ export function createRoomStore(db: Kysely<HomeserverDB>, engine: Engine): RoomS
           .where("state_key", "is not", null)
           .orderBy("stream_ordering")
           .execute();
-        await project(trx, roomId, rows.map(toEventRecord));
+        stateCache.delete(roomId);
+        await project(trx, engine, roomId, rows.map(toEventRecord));
         for (const f of forgotten) {
           await trx
             .updateTable("hs_memberships")

@@ -3,6 +3,7 @@ import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { computeContentHash, decodeBase64, eventSigningBytes, stateKeyId, type PDU } from "@beckon/protocol";
 import { nodeCryptoProvider } from "@beckon/protocol/node";
+import { createTempDatabase, postgresSkipReason } from "@beckon/test-support";
 import { checkEventAuth } from "../../domain/auth-rules.js";
 import { pduEventId } from "../../domain/pdu.js";
 import { call, enc, registerUser, startTestHomeserver, type TestHomeserver, type TestUser } from "../../testing.js";
@@ -256,6 +257,37 @@ describe("homeserver: restart persistence", () => {
     } finally {
       await t2.close();
       await t1.close();
+    }
+  });
+});
+
+describe("homeserver on PostgreSQL", { skip: postgresSkipReason() }, () => {
+  it("create, invite, join, send (idempotent), state, sync, restart", async () => {
+    const db = await createTempDatabase("beckon_hs_http");
+    const t1 = await startTestHomeserver({ dbUrl: db.url });
+    let t2: TestHomeserver | undefined;
+    try {
+      const alice = await registerUser(t1.hs, "alice");
+      const bob = await registerUser(t1.hs, "bob");
+      const roomId = await createRoom(t1, alice, { name: "PG", preset: "private_chat", invite: [bob.userId] });
+      const dup = await call(t1.hs, "POST", `${C}/rooms/${enc(roomId)}/invite`, { token: alice.token, body: { user_id: bob.userId } });
+      assert.equal(dup.status, 200);
+      assert.equal((await call(t1.hs, "POST", `${C}/join/${enc(roomId)}`, { token: bob.token, body: {} })).status, 200);
+      const sends = await Promise.all(
+        Array.from({ length: 4 }, (_, i) => call(t1.hs, "PUT", `${C}/rooms/${enc(roomId)}/send/m.room.message/${i % 2}`, { token: bob.token, body: { body: "x" } })),
+      );
+      assert.equal(new Set(sends.map((s) => s.body.event_id)).size, 2);
+      const s = await call(t1.hs, "GET", `${C}/sync`, { token: bob.token });
+      assert.ok((s.body.rooms as { join: Record<string, unknown> }).join[roomId]);
+      assert.deepEqual(await stateContent(t1, alice, roomId, "m.room.name"), { name: "PG" });
+      await t1.hs.stop();
+      t2 = await startTestHomeserver({ dbUrl: db.url });
+      assert.equal((await call(t2.hs, "GET", `${C}/account/whoami`, { token: bob.token })).status, 200);
+      assert.equal((await stateContent(t2, alice, roomId, "m.room.member", bob.userId)).membership, "join");
+    } finally {
+      await t2?.close();
+      await t1.close();
+      await db.drop();
     }
   });
 });
