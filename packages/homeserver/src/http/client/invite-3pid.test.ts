@@ -6,7 +6,9 @@
  */
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { lookupHash } from "@beckon/protocol";
+import { encodeBase64, lookupHash, signJson } from "@beckon/protocol";
+import { nodeCryptoProvider } from "@beckon/protocol/node";
+import { randomBytes } from "node:crypto";
 import type { OutboundLike, OutboundResponse } from "../../identity/outbound.js";
 import { call, enc, registerUser, startTestHomeserver, type TestHomeserver, type TestUser } from "../../testing.js";
 
@@ -20,6 +22,9 @@ function json(status: number, body: unknown): OutboundResponse {
 
 /** A fake identity server: `bound` maps addresses to user IDs; `down` makes every request fail like a refused connection. */
 class FakeIdentityServer implements OutboundLike {
+  readonly seed = new Uint8Array(randomBytes(32));
+  readonly publicKey = encodeBase64(nodeCryptoProvider.ed25519PublicKeySync(this.seed));
+  valid = true;
   down = false;
   bound = new Map<string, string>();
   storeInvites = 0;
@@ -38,9 +43,10 @@ class FakeIdentityServer implements OutboundLike {
       }
       return json(200, { mappings });
     }
+    if (path.endsWith("/pubkey/isvalid")) return json(200, { valid: this.valid });
     if (path.endsWith("/store-invite")) {
       this.storeInvites++;
-      const key = "kKXvFYwOYZt3sJfJCCWkNWzbKZBJRaMSy6K6hE5Wy8o";
+      const key = this.publicKey;
       return json(200, {
         token: `tok${this.storeInvites}`,
         public_key: key,
@@ -138,5 +144,45 @@ describe("createRoom with invite_3pid and 3PID revocation", () => {
     assert.equal(is.requests.length, n);
     const ok = await call(t.hs, "POST", `${C}/rooms/${enc(roomId)}/invite`, { token: alice.token, body: entry("dave@example.org") });
     assert.equal(ok.status, 200);
+  });
+
+  it("join with third_party_signed: the invite and the join in one step; refused after revocation or with valid:false", async () => {
+    const carol = await registerUser(t.hs, "carol3");
+    const roomId = (await call(t.hs, "POST", `${C}/createRoom`, { token: alice.token, body: { preset: "private_chat" } })).body.room_id as string;
+    const inv = async (address: string) => {
+      assert.equal((await call(t.hs, "POST", `${C}/rooms/${enc(roomId)}/invite`, { token: alice.token, body: entry(address) })).status, 200);
+      const state = (await call(t.hs, "GET", `${C}/rooms/${enc(roomId)}/state`, { token: alice.token })).body as unknown as { type: string; state_key: string; content: Record<string, unknown> }[];
+      return state.filter((e) => e.type === "m.room.third_party_invite" && Object.keys(e.content).length > 0).map((e) => e.state_key);
+    };
+    const tokens = await inv("carol3@example.org");
+    const token = tokens[tokens.length - 1]!;
+    const sign = (mxid: string, tok: string) => signJson({ mxid, sender: alice.userId, token: tok }, "localhost:8090", "ed25519:0", is.seed, nodeCryptoProvider);
+    // Signed for someone else: refused.
+    const other = await call(t.hs, "POST", `${C}/join/${enc(roomId)}`, { token: carol.token, body: { third_party_signed: await sign(bob.userId, token) } });
+    assert.equal(other.status, 403);
+    // valid:false at the key_validity_url: refused, nothing created.
+    is.valid = false;
+    const invalid = await call(t.hs, "POST", `${C}/join/${enc(roomId)}`, { token: carol.token, body: { third_party_signed: await sign(carol.userId, token) } });
+    assert.equal(invalid.status, 403);
+    assert.equal((await call(t.hs, "GET", `${C}/rooms/${enc(roomId)}/state/m.room.member/${enc(carol.userId)}`, { token: alice.token })).status, 404);
+    is.valid = true;
+    const ok = await call(t.hs, "POST", `${C}/join/${enc(roomId)}`, { token: carol.token, body: { third_party_signed: await sign(carol.userId, token) } });
+    assert.equal(ok.status, 200, JSON.stringify(ok.body));
+    const events = await t.hs.storage.rooms.getRoomEvents(roomId, { dir: "b", upTo: Number.MAX_SAFE_INTEGER, limit: 2 });
+    const [join, invite] = events;
+    assert.equal(join?.pdu.content.membership, "join");
+    assert.equal(invite?.pdu.content.membership, "invite");
+    assert.equal(invite?.sender, alice.userId, "the invite's sender is the original inviter");
+    const tpi = invite?.pdu.content.third_party_invite as { display_name: string; signed: { token: string } };
+    assert.equal(tpi.display_name, "car...@exa...");
+    assert.equal(tpi.signed.token, token);
+    // Revoked: a join with a blob for that token is refused.
+    const dave = await registerUser(t.hs, "dave3");
+    const tokens2 = await inv("dave3@example.org");
+    const token2 = tokens2.find((x) => x !== token)!;
+    assert.equal((await call(t.hs, "PUT", `${C}/rooms/${enc(roomId)}/state/m.room.third_party_invite/${enc(token2)}`, { token: alice.token, body: {} })).status, 200);
+    const revoked = await call(t.hs, "POST", `${C}/join/${enc(roomId)}`, { token: dave.token, body: { third_party_signed: await sign(dave.userId, token2) } });
+    assert.equal(revoked.status, 403);
+    assert.equal((await call(t.hs, "GET", `${C}/rooms/${enc(roomId)}/state/m.room.member/${enc(dave.userId)}`, { token: alice.token })).status, 404);
   });
 });
