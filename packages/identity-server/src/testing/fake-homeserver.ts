@@ -8,7 +8,7 @@ import type { AddressInfo } from "node:net";
 import { encodeBase64, signJson } from "@beckon/protocol";
 import { nodeCryptoProvider } from "@beckon/protocol/node";
 
-export type OnbindBehaviour = "up" | "down" | "refuse" | "flaky" | "hang";
+export type OnbindBehaviour = "up" | "down" | "refuse" | "flaky" | "hang" | "ratelimit";
 
 export interface FakeHomeserver {
   serverName: string;
@@ -81,6 +81,7 @@ export async function startFakeHomeserver(opts: { serverName?: string; port?: nu
         let status = 200;
         if (fake.behaviour === "down") status = 503;
         else if (fake.behaviour === "refuse") status = 400;
+        else if (fake.behaviour === "ratelimit") status = 429;
         else if (fake.behaviour === "flaky" && counter % fake.flakyEvery !== 0) status = 500;
         else if (fake.behaviour === "hang") {
           fake.onbinds.push({ body: parsed, status: 0 });
