@@ -71,7 +71,8 @@ test("PostgreSQL: both servers on one database, separate schemas; extras from be
     const is = devIdentityServerConfig(o, state);
     assert.equal(hs.database_schema, "beckon_hs");
     assert.equal(is.database_schema, "beckon_is");
-    assert.equal(hs.database_url, is.database_url);
+    assert.equal(hs.database_url, "postgres://u@127.0.0.1/db?options=-c+search_path%3Dbeckon_hs");
+    assert.equal(is.database_url, "postgres://u@127.0.0.1/db?options=-c+search_path%3Dbeckon_is");
     const rl = is.rate_limits as Record<string, unknown>;
     assert.equal(rl.enabled, false);
     assert.ok(rl.store_invite_sender, "the rest of the section is kept");

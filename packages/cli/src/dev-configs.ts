@@ -81,6 +81,17 @@ export function deepMerge(base: Record<string, unknown>, over: Record<string, un
 
 const generous = { per_second: 200, burst: 2000 };
 
+/**
+ * The PostgreSQL URL for one server's schema. Besides `database_schema`, the URL itself sets
+ * the connection's `search_path` (libpq `options`), so that every pooled connection — also the
+ * first one, which creates the schema — works in that schema from its first query.
+ */
+export function schemaUrl(url: string, schema: string): string {
+  const u = new URL(url);
+  if (!u.searchParams.has("options")) u.searchParams.set("options", `-c search_path=${schema}`);
+  return u.toString();
+}
+
 /** The homeserver's config for `beckon up`. */
 export function devHomeserverConfig(opts: DevOptions, state: DevState): Record<string, unknown> {
   const isBase = `http://127.0.0.1:${opts.identityPort}`;
@@ -94,7 +105,7 @@ export function devHomeserverConfig(opts: DevOptions, state: DevState): Record<s
     public_base_url: `http://127.0.0.1:${opts.homeserverPort}`,
     listen: `127.0.0.1:${opts.homeserverPort}`,
     ...(opts.databaseUrl
-      ? { database_url: opts.databaseUrl, database_schema: "beckon_hs" }
+      ? { database_url: schemaUrl(opts.databaseUrl, "beckon_hs"), database_schema: "beckon_hs" }
       : { database_url: `sqlite:${join(opts.dataDir, "homeserver.db")}` }),
     registration: { enabled: true },
     identity_servers: { map, only_mapped: false, default: isBase },
@@ -120,7 +131,7 @@ export function devIdentityServerConfig(opts: DevOptions, state: DevState): Reco
     public_base_url: `http://127.0.0.1:${opts.identityPort}`,
     listen: `127.0.0.1:${opts.identityPort}`,
     ...(opts.databaseUrl
-      ? { database_url: opts.databaseUrl, database_schema: "beckon_is" }
+      ? { database_url: schemaUrl(opts.databaseUrl, "beckon_is"), database_schema: "beckon_is" }
       : { database_url: `sqlite:${join(opts.dataDir, "identity-server.db")}` }),
     homeservers: { [state.homeserver_server_name]: `http://127.0.0.1:${opts.homeserverPort}` },
     smtp_url: opts.smtpUrl,
