@@ -28,6 +28,7 @@ import {
   type RateLimiter,
 } from "@beckon/server-kit";
 import type { HomeserverConfig } from "./config.js";
+import { AccountData } from "./domain/account-data.js";
 import { Accounts, type Principal } from "./domain/accounts.js";
 import { Membership } from "./domain/membership.js";
 import { RoomEvents } from "./domain/room-events.js";
@@ -43,6 +44,7 @@ import type { OutboundLike } from "./identity/outbound.js";
 import { userAuthenticator } from "./http/auth.js";
 import { slashTolerantRouter } from "./http/descriptors-local.js";
 import { registerAccountRoutes } from "./http/client/account.js";
+import { registerAccountDataRoutes } from "./http/client/account-data.js";
 import { registerDiscoveryRoutes } from "./http/client/discovery.js";
 import { registerMembershipRoutes } from "./http/client/membership.js";
 import { registerProfileRoutes } from "./http/client/profile.js";
@@ -159,7 +161,8 @@ export async function createHomeserver(opts: CreateHomeserverOptions): Promise<H
       },
       verifyThirdPartySigned: (roomId, signed, userId) => threepid.verifyThirdPartySigned(roomId, signed, userId),
     });
-    const sync = new Sync({ rooms: storage.rooms, notifier, clock });
+    const sync = new Sync({ rooms: storage.rooms, notifier, clock, accountData: (userId, since) => storage.accounts.listAccountData(userId, since) });
+    const accountData = new AccountData({ accounts: storage.accounts, rooms: storage.rooms, notifier });
 
     const m = createHttpApp({ logger, bodyLimit: config.http.body_limit });
     const metrics = createMetrics("beckon_hs");
@@ -173,6 +176,7 @@ export async function createHomeserver(opts: CreateHomeserverOptions): Promise<H
       serverName,
       publicBaseUrl,
       accounts,
+      accountData,
       rooms,
       membership,
       sync,
@@ -187,6 +191,7 @@ export async function createHomeserver(opts: CreateHomeserverOptions): Promise<H
     registerRoomRoutes(ctx);
     registerMembershipRoutes(ctx);
     registerSyncRoutes(ctx);
+    registerAccountDataRoutes(ctx);
     registerThreepidRoutes(router, threepidDeps);
     registerFederationRoutes(router, threepidDeps);
     registerKeyRoutes(router, threepidDeps);

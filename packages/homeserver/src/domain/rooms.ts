@@ -191,6 +191,20 @@ export class Rooms {
     return out;
   }
 
+  /** `GET rooms/{roomId}/event/{eventId}`: 404 unless the event is in the room and visible to the user. */
+  async getEvent(roomId: string, eventId: string, viewer: { userId: string; deviceId: string }): Promise<ClientEventOut> {
+    const upTo = await this.visibleUpTo(roomId, viewer.userId);
+    const e = await this.deps.rooms.getEvent(eventId);
+    if (!e || e.roomId !== roomId || e.streamOrdering > upTo) throw new MatrixError("M_NOT_FOUND", "Event not found.", 404);
+    return toClientEvent(e, this.deps.clock.now(), { viewer });
+  }
+
+  /** `GET rooms/{roomId}/aliases`: the room's local aliases, for members. */
+  async roomAliases(roomId: string, userId: string): Promise<string[]> {
+    await this.requireJoined(roomId, userId);
+    return this.deps.rooms.getRoomAliases(roomId);
+  }
+
   /** `GET rooms/{roomId}/members`. */
   async members(roomId: string, userId: string, q: { membership?: string | undefined; not_membership?: string | undefined }): Promise<ClientEventOut[]> {
     await this.visibleUpTo(roomId, userId);

@@ -31,10 +31,12 @@ export interface JoinedRoom {
   timeline: { events: Ev[]; limited: boolean; prev_batch: string };
   state: { events: Ev[] };
   ephemeral: { events: never[] };
-  account_data: { events: never[] };
+  account_data: { events: AccountDataEvent[] };
   summary: Record<string, unknown>;
   unread_notifications: { highlight_count: number; notification_count: number };
 }
+
+type AccountDataEvent = { type: string; content: Record<string, unknown> };
 
 export interface SyncResult {
   next_batch: string;
@@ -44,7 +46,7 @@ export interface SyncResult {
     leave: Record<string, { timeline: { events: Ev[]; limited: boolean; prev_batch: string }; state: { events: Ev[] } }>;
     knock: Record<string, never>;
   };
-  account_data: { events: never[] };
+  account_data: { events: AccountDataEvent[] };
   presence: { events: never[] };
   to_device: { events: never[] };
   device_lists: { changed: never[]; left: never[] };
@@ -53,6 +55,8 @@ export interface SyncResult {
 
 export interface SyncDeps {
   rooms: RoomStore;
+  /** The user's account data changed after `since` (all without); `roomId` "" = global. */
+  accountData?: (userId: string, since?: number) => Promise<{ roomId: string; type: string; content: Record<string, unknown>; streamOrdering: number }[]>;
   notifier: Notifier;
   clock: Clock;
 }
@@ -88,7 +92,23 @@ function strip(e: EventRecord): StrippedEvent {
 }
 
 function isEmpty(r: SyncResult): boolean {
-  return Object.keys(r.rooms.join).length === 0 && Object.keys(r.rooms.invite).length === 0 && Object.keys(r.rooms.leave).length === 0;
+  return (
+    Object.keys(r.rooms.join).length === 0 &&
+    Object.keys(r.rooms.invite).length === 0 &&
+    Object.keys(r.rooms.leave).length === 0 &&
+    r.account_data.events.length === 0
+  );
+}
+
+function emptyJoined(prevBatch: string): JoinedRoom {
+  return {
+    timeline: { events: [], limited: false, prev_batch: prevBatch },
+    state: { events: [] },
+    ephemeral: { events: [] },
+    account_data: { events: [] },
+    summary: {},
+    unread_notifications: { highlight_count: 0, notification_count: 0 },
+  };
 }
 
 export class Sync {
@@ -216,6 +236,15 @@ export class Sync {
           summary: {},
           unread_notifications: { highlight_count: 0, notification_count: 0 },
         };
+      }
+    }
+    if (this.deps.accountData) {
+      const joined = new Set(memberships.filter((m) => m.membership === "join" && !m.forgotten).map((m) => m.roomId));
+      for (const a of await this.deps.accountData(viewer.userId, since)) {
+        if (a.streamOrdering > pos) continue;
+        const ev = { type: a.type, content: a.content };
+        if (a.roomId === "") result.account_data.events.push(ev);
+        else if (joined.has(a.roomId)) (result.rooms.join[a.roomId] ??= emptyJoined(result.next_batch)).account_data.events.push(ev);
       }
     }
     return result;

@@ -1,5 +1,6 @@
 /** What the Client-Server route files need: the domain services, built once by `app.ts`. */
 import type { Router } from "@beckon/server-kit";
+import type { AccountData } from "../domain/account-data.js";
 import type { Accounts, Principal } from "../domain/accounts.js";
 import type { ThreepidApi } from "../domain/contracts.js";
 import type { Membership } from "../domain/membership.js";
@@ -13,6 +14,7 @@ export interface HttpContext {
   serverName: string;
   publicBaseUrl: string;
   accounts: Accounts;
+  accountData: AccountData;
   rooms: Rooms;
   membership: Membership;
   sync: Sync;

@@ -54,6 +54,11 @@ export interface AccountStore {
   /** Stores `value` unless a value exists; returns the stored value. */
   setSettingIfAbsent(name: string, value: string): Promise<string>;
   getSigningKey(): Promise<{ keyId: string; seed: string } | undefined>;
+  /** Sets account data ("" room = global); returns its new stream position. */
+  setAccountData(userId: string, roomId: string, type: string, content: Record<string, unknown>): Promise<number>;
+  getAccountData(userId: string, roomId: string, type: string): Promise<Record<string, unknown> | undefined>;
+  /** The user's account data changed after stream position `since` (all of it without). */
+  listAccountData(userId: string, since?: number): Promise<{ roomId: string; type: string; content: Record<string, unknown>; streamOrdering: number }[]>;
   /** Stores the key unless one exists; returns the stored key (first writer wins). */
   ensureSigningKey(key: { keyId: string; seed: string; now: number }): Promise<{ keyId: string; seed: string }>;
 }
@@ -174,6 +179,30 @@ export function createAccountStore(db: Kysely<HomeserverDB>, engine: Engine): Ac
         .execute();
       const r = await db.selectFrom("hs_settings").select("value").where("name", "=", name).executeTakeFirstOrThrow();
       return r.value;
+    },
+    async setAccountData(userId, roomId, type, content) {
+      return inTransaction(db, async (trx) => {
+        const [row] = await raw<{ pos: number | string }>(trx, engine, "UPDATE hs_stream SET pos = pos + 1 WHERE id = 1 RETURNING pos", []);
+        const pos = Number(row!.pos);
+        await raw(
+          trx,
+          engine,
+          "INSERT INTO hs_account_data (user_id, room_id, type, content, stream_ordering) VALUES (?, ?, ?, ?, ?) " +
+            "ON CONFLICT (user_id, room_id, type) DO UPDATE SET content = excluded.content, stream_ordering = excluded.stream_ordering",
+          [userId, roomId, type, JSON.stringify(content), pos],
+        );
+        return pos;
+      });
+    },
+    async getAccountData(userId, roomId, type) {
+      const r = await db.selectFrom("hs_account_data").select("content").where("user_id", "=", userId).where("room_id", "=", roomId).where("type", "=", type).executeTakeFirst();
+      return r ? (JSON.parse(r.content) as Record<string, unknown>) : undefined;
+    },
+    async listAccountData(userId, since) {
+      let q = db.selectFrom("hs_account_data").selectAll().where("user_id", "=", userId);
+      if (since !== undefined) q = q.where("stream_ordering", ">", since);
+      const rows = await q.orderBy("stream_ordering").execute();
+      return rows.map((r) => ({ roomId: r.room_id, type: r.type, content: JSON.parse(r.content) as Record<string, unknown>, streamOrdering: Number(r.stream_ordering) }));
     },
     async getSigningKey() {
       const v = await store.getSetting(SIGNING_KEY_SETTING);

@@ -123,4 +123,18 @@ export const storageMigrations: Migration[] = [
       await db.schema.createIndex("hs_aliases_room").on("hs_aliases").column("room_id").execute();
     },
   },
+  {
+    id: "0002_hs_account_data",
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable("hs_account_data")
+        .addColumn("user_id", "text", (c) => c.notNull())
+        .addColumn("room_id", "text", (c) => c.notNull())
+        .addColumn("type", "text", (c) => c.notNull())
+        .addColumn("content", "text", (c) => c.notNull())
+        .addColumn("stream_ordering", "bigint", (c) => c.notNull())
+        .addPrimaryKeyConstraint("hs_account_data_pk", ["user_id", "room_id", "type"])
+        .execute();
+    },
+  },
 ];

@@ -110,7 +110,18 @@ export interface AliasesTable {
   created_ts: number;
 }
 
+export interface AccountDataTable {
+  user_id: string;
+  /** "" for global account data. */
+  room_id: string;
+  type: string;
+  content: string;
+  /** Position in the event stream when last set (sync reports changes after a token). */
+  stream_ordering: number;
+}
+
 export interface HomeserverDB {
+  hs_account_data: AccountDataTable;
   hs_settings: SettingsTable;
   hs_signing_keys: SigningKeysTable;
   hs_users: UsersTable;

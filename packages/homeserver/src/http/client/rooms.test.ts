@@ -229,6 +229,43 @@ describe("homeserver HTTP: rooms", () => {
   });
 });
 
+describe("homeserver HTTP: single events, room aliases, account data", () => {
+  it("GET rooms/{id}/event/{eventId}, GET rooms/{id}/aliases, account data (global and per room) in sync", async () => {
+    const t = await startTestHomeserver();
+    try {
+      const alice = await registerUser(t.hs, "alice");
+      const bob = await registerUser(t.hs, "bob");
+      const roomId = await createRoom(t, alice, { room_alias_name: "listed" });
+      const sent = await call(t.hs, "PUT", `${C}/rooms/${enc(roomId)}/send/m.room.message/e1`, { token: alice.token, body: { body: "x" } });
+      const ev = await call(t.hs, "GET", `${C}/rooms/${enc(roomId)}/event/${enc(sent.body.event_id as string)}`, { token: alice.token });
+      assert.equal(ev.status, 200);
+      assert.equal(ev.body.event_id, sent.body.event_id);
+      assert.deepEqual(ev.body.content, { body: "x" });
+      assert.equal((await call(t.hs, "GET", `${C}/rooms/${enc(roomId)}/event/${enc(sent.body.event_id as string)}`, { token: bob.token })).status, 403);
+      assert.equal((await call(t.hs, "GET", `${C}/rooms/${enc(roomId)}/event/${enc("$nope")}`, { token: alice.token })).status, 404);
+      assert.deepEqual((await call(t.hs, "GET", `${C}/rooms/${enc(roomId)}/aliases`, { token: alice.token })).body, { aliases: ["#listed:localhost:8008"] });
+
+      const s0 = await call(t.hs, "GET", `${C}/sync`, { token: alice.token });
+      const url = `${C}/user/${enc(alice.userId)}/account_data/m.identity_server`;
+      assert.equal((await call(t.hs, "GET", url, { token: alice.token })).status, 404);
+      assert.equal((await call(t.hs, "PUT", url, { token: alice.token, body: { base_url: "http://127.0.0.1:8090" } })).status, 200);
+      assert.deepEqual((await call(t.hs, "GET", url, { token: alice.token })).body, { base_url: "http://127.0.0.1:8090" });
+      assert.equal((await call(t.hs, "PUT", url, { token: bob.token, body: {} })).status, 403);
+      const roomUrl = `${C}/user/${enc(alice.userId)}/rooms/${enc(roomId)}/account_data/org.example.tag`;
+      assert.equal((await call(t.hs, "PUT", roomUrl, { token: alice.token, body: { a: 1 } })).status, 200);
+      assert.deepEqual((await call(t.hs, "GET", roomUrl, { token: alice.token })).body, { a: 1 });
+      const s1 = await call(t.hs, "GET", `${C}/sync?since=${s0.body.next_batch as string}`, { token: alice.token });
+      assert.deepEqual((s1.body.account_data as { events: unknown[] }).events, [{ type: "m.identity_server", content: { base_url: "http://127.0.0.1:8090" } }]);
+      const joined = (s1.body.rooms as { join: Record<string, { account_data: { events: unknown[] } }> }).join;
+      assert.deepEqual(joined[roomId]?.account_data.events, [{ type: "org.example.tag", content: { a: 1 } }]);
+      const initial = await call(t.hs, "GET", `${C}/sync`, { token: alice.token });
+      assert.equal((initial.body.account_data as { events: unknown[] }).events.length, 1);
+    } finally {
+      await t.close();
+    }
+  });
+});
+
 describe("homeserver: restart persistence", () => {
   it("rooms, state, members and tokens survive a restart; state rebuilt from events matches", async () => {
     const t1 = await startTestHomeserver();

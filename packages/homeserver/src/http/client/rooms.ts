@@ -2,7 +2,9 @@
 import {
   createRoom as createRoomEndpoint,
   deleteRoomAlias,
+  getEvent,
   getJoinedMembers,
+  getRoomAliases,
   getJoinedRooms,
   getMembers,
   getMessages,
@@ -39,6 +41,8 @@ export function registerRoomRoutes(ctx: HttpContext): void {
   router.add(getMessages, async ({ params, auth, query }) => (await rooms.messages(params.roomId ?? "", auth, query)) as never);
   router.add(getMembers, async ({ params, auth, query }) => ({ chunk: (await rooms.members(params.roomId ?? "", auth.userId, query)) as never }));
   router.add(getJoinedMembers, async ({ params, auth }) => ({ joined: await rooms.joinedMembers(params.roomId ?? "", auth.userId) }));
+  router.add(getRoomAliases, async ({ params, auth }) => ({ aliases: await rooms.roomAliases(params.roomId ?? "", auth.userId) }));
+  router.add(getEvent, async ({ params, auth }) => (await rooms.getEvent(params.roomId ?? "", params.eventId ?? "", auth)) as never);
   router.add(getJoinedRooms, async ({ auth }) => ({ joined_rooms: (await rooms.joinedRooms(auth.userId)) as never }));
   router.add(setRoomAlias, async ({ params, auth, body }) => {
     await rooms.setAlias(params.roomAlias ?? "", body.room_id, auth.userId);
