@@ -153,6 +153,7 @@ export async function createIdentityServer(options: CreateIdentityServerOptions)
     });
 
   let outbox: MailOutbox | undefined;
+  let transportToClose: MailTransport | undefined;
   let mail: MailQueue;
   if (options.mail) {
     mail = options.mail;
@@ -166,6 +167,7 @@ export async function createIdentityServer(options: CreateIdentityServerOptions)
         logger,
         insecureSkipTlsVerify: config.outbound.insecure_skip_tls_verify,
       });
+    transportToClose = transport;
     const box = new MailOutbox({ db: database.db, engine: database.engine, transport, clock, logger, notifier, metrics, from: config.email.from });
     outbox = box;
     const renderOptions = {
@@ -278,6 +280,7 @@ export async function createIdentityServer(options: CreateIdentityServerOptions)
       await app.close();
       await delivery.stop();
       await outbox?.stop();
+      transportToClose?.close?.();
       await database.close();
     },
   };
