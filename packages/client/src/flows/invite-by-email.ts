@@ -177,7 +177,10 @@ export type BulkInviteResult = InviteOutcome | { readonly email: string; readonl
  */
 export async function inviteManyByEmail(matrix: MatrixClient, roomId: string, emails: readonly string[], opts: InviteByEmailOptions & { concurrency?: number }): Promise<BulkInviteResult[]> {
   const { concurrency = 1, ...flowOpts } = opts;
-  const unique = [...new Map(emails.map((e) => [normalizeEmail(e), e])).entries()];
+  // Duplicates (same normal form) are invited once, as first written.
+  const firstForm = new Map<string, string>();
+  for (const e of emails) if (!firstForm.has(normalizeEmail(e))) firstForm.set(normalizeEmail(e), e);
+  const unique = [...firstForm.entries()];
   const byNormal = new Map<string, BulkInviteResult>();
   const lookupOpts = lookupOptions(flowOpts);
   let bound: (string | undefined)[];
