@@ -24,7 +24,10 @@ export const DEFAULT_WEB_CLIENT_LOCATION = "https://app.element.io";
  * (config `public_base_url`); the link is built from it.
  */
 export interface ValidationMailVars {
-  public_base_url: string;
+  /** The IS's public base URL (alias `is_base_url`); needed unless `link` is given. */
+  public_base_url?: string;
+  /** The submitToken link, when the caller builds it (http(s) only; else built from the base URL). */
+  link?: string;
   token: string;
   client_secret: string;
   sid: string | number;
@@ -38,7 +41,13 @@ export interface ValidationMailVars {
  * base64, only ever in the mail) and the identity server's public base URL.
  */
 export interface InviteMailVars {
-  public_base_url: string;
+  /** The IS's public base URL (alias `is_base_url`); needed unless `sign_url` is given. */
+  public_base_url?: string;
+  /** The sign URL / join link when the caller builds them (http(s) only; else built here). */
+  sign_url?: string;
+  join_link?: string;
+  /** The web client (config `web_client_location`); `org.matrix.web_client_location` wins. */
+  web_client_location?: string;
   room_id: string;
   sender: string;
   token: string;
@@ -104,6 +113,23 @@ function httpBase(value: string, what: string): string {
   return value.replace(/\/+$/, "");
 }
 
+/** The IS base URL: `public_base_url` (or its alias `is_base_url`); undefined when neither is set. */
+function baseUrl(vars: Record<string, unknown>): string | undefined {
+  const v = str(vars, "public_base_url") || str(vars, "is_base_url");
+  return v ? httpBase(textSafe(v), "public_base_url") : undefined;
+}
+
+/** A link the caller built itself (`link`, `sign_url`, `join_link`), used as given when it is http(s). */
+function givenLink(vars: Record<string, unknown>, key: string): string | undefined {
+  const v = str(vars, key);
+  return v ? webLocation(v) && textSafe(v) : undefined;
+}
+
+function needBase(base: string | undefined, what: string): string {
+  if (base === undefined) throw new MailTemplateError(`mail variable "public_base_url" is missing (needed for the ${what})`);
+  return base;
+}
+
 /** An http(s) URL, or undefined (anything else, e.g. `javascript:`, is ignored). */
 function webLocation(value: string | undefined): string | undefined {
   if (value === undefined || value === "") return undefined;
@@ -157,10 +183,11 @@ export function validationLink(publicBaseUrl: string, token: string, clientSecre
 
 export function validationContext(raw: Record<string, unknown>, opts: ContextOptions = {}): MailContext {
   const to = recipient(raw);
-  const base = httpBase(required(raw, "public_base_url"), "public_base_url");
+  const base = baseUrl(raw);
   const token = required(raw, "token");
   const clientSecret = required(raw, "client_secret");
   const sid = required(raw, "sid");
+  const link = givenLink(raw, "link") ?? validationLink(needBase(base, "validation link"), token, clientSecret, sid);
   const vars: TemplateContext = {
     ...passThrough(raw),
     to,
@@ -168,7 +195,7 @@ export function validationContext(raw: Record<string, unknown>, opts: ContextOpt
     client_secret: clientSecret,
     sid,
     ipaddress: str(raw, "ipaddress") ? textSafe(str(raw, "ipaddress") ?? "") : "an unknown location",
-    link: validationLink(base, token, clientSecret, sid),
+    link,
   };
   const subject = headerSafe(opts.validationSubject ?? "Confirm your email address for Matrix");
   vars.subject_header_value = subject;
@@ -192,7 +219,7 @@ export function msisdnContext(raw: Record<string, unknown>): MailContext {
  */
 export function inviteContext(raw: Record<string, unknown>, opts: ContextOptions = {}): MailContext {
   const to = recipient(raw);
-  const base = httpBase(required(raw, "public_base_url"), "public_base_url");
+  const base = baseUrl(raw);
   const roomId = required(raw, "room_id");
   const sender = required(raw, "sender");
   const token = required(raw, "token");
@@ -210,9 +237,10 @@ export function inviteContext(raw: Record<string, unknown>, opts: ContextOptions
     webLocation(str(raw, "web_client_location")) ??
     webLocation(opts.webClientLocation) ??
     DEFAULT_WEB_CLIENT_LOCATION;
-  const sign = signUrl(base, token, privateKey);
+  const sign = givenLink(raw, "sign_url") ?? signUrl(needBase(base, "sign URL"), token, privateKey);
   const q = encodeURIComponent;
   const joinLink =
+    givenLink(raw, "join_link") ??
     `${webClient}/#/room/${q(roomId)}?email=${q(to)}&signurl=${q(sign)}&room_name=${q(roomName)}` +
     `&room_avatar_url=${q(opt("room_avatar_url"))}&inviter_name=${q(senderDisplayName)}&room_type=${q(roomType)}`;
 

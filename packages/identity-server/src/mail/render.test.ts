@@ -137,7 +137,7 @@ test("header injection: CR/LF in names and subjects is neutralised, in addresses
   assert.ok(!m.text.includes("\nSubject:"));
   assert.ok(!m.html?.includes("<i>"));
   assert.ok(m.html?.includes("&lt;i&gt;"));
-  for (const to of ["bob@example.org\r\nBcc: x@example.org", "a@example.org, b@example.org", "Bob <bob@example.org>", "bob@example.org\n", "bob", "@example.org", "bob@localhost", "bob@exa mple.org"]) {
+  for (const to of ["bob@example.org\r\nBcc: x@example.org", "a@example.org, b@example.org", "Bob <bob@example.org>", "bob@example.org\n", "bob", "@example.org", "bob@exa mple.org", "bob@example..org", "bob@x@example.org", "bob\u202e@example.org", "bob\u0000@example.org"]) {
     assert.throws(() => renderMail("invite", inviteVars({ to })), MailTemplateError, to);
     assert.throws(() => renderMail("validation", { to, public_base_url: IS, token: "t", client_secret: "c", sid: "1" }), MailTemplateError);
   }
@@ -147,7 +147,8 @@ test("header injection: CR/LF in names and subjects is neutralised, in addresses
 test("address and sender helpers", () => {
   assert.ok(isValidMailAddress("bob+tag@mail.example.org"));
   assert.ok(isValidMailAddress("jörg@bücher.example"));
-  assert.ok(!isValidMailAddress("bob..x@example.org"));
+  assert.ok(isValidMailAddress("bob@localhost"));
+  assert.ok(!isValidMailAddress("bob@-example.org"));
   assert.ok(!isValidMailAddress(`${"a".repeat(65)}@example.org`));
   assert.deepEqual(parseSenderAddress("Beckon <noreply@example.org>"), { name: "Beckon", address: "noreply@example.org" });
   assert.deepEqual(parseSenderAddress("noreply@example.org"), { address: "noreply@example.org" });
@@ -158,7 +159,22 @@ test("missing variables are errors, not half-rendered mails", () => {
   assert.throws(() => renderMail("invite", inviteVars({ token: undefined })), /token/);
   assert.throws(() => renderMail("invite", inviteVars({ ephemeral_private_key: "" })), /ephemeral_private_key/);
   assert.throws(() => renderMail("invite", inviteVars({ public_base_url: "ftp://x" })), /public_base_url/);
+  assert.throws(() => renderMail("invite", inviteVars({ room_id: "" })), /room_id/);
   assert.throws(() => renderMail("validation", { to: "bob@example.org", public_base_url: IS, token: "t", sid: "1" }), /client_secret/);
+});
+
+test("caller-built links and the is_base_url alias are accepted", () => {
+  const v = renderMail("validation", { to: "bob@example.org", is_base_url: IS, token: "t", client_secret: "c", sid: "1" });
+  assert.ok(v.text.includes(`${IS}/_matrix/identity/v2/validate/email/submitToken?token=t&client_secret=c&sid=1`));
+  const given = "https://id.example.org/_matrix/identity/v2/validate/email/submitToken?token=t&client_secret=c&sid=1";
+  const g = renderMail("validation", { to: "bob@example.org", link: given, token: "t", client_secret: "c", sid: "1" });
+  assert.ok(g.text.includes(given));
+  const bad = renderMail("validation", { to: "bob@example.org", public_base_url: IS, link: "javascript:alert(1)", token: "t", client_secret: "c", sid: "1" });
+  assert.ok(!bad.text.includes("javascript:"));
+  const i = renderMail("invite", inviteVars({ public_base_url: undefined, sign_url: "https://id.example.org/sign?x=1", join_link: "https://web.example/#/room/x?y=1" }));
+  assert.ok(i.text.includes("https://id.example.org/sign?x=1"));
+  assert.ok(i.text.includes("https://web.example/#/room/x?y=1"));
+  assert.throws(() => renderMail("invite", inviteVars({ public_base_url: undefined })), /public_base_url/);
 });
 
 test("msisdn template is a short text", () => {

@@ -58,25 +58,22 @@ export const MAX_MAIL_ADDRESS_LENGTH = 500;
 // Characters that may never appear in a recipient: whitespace, controls, and everything that
 // separates, quotes or comments addresses in a header (so one string is exactly one address).
 const FORBIDDEN_IN_ADDRESS = /[\s\u0000-\u001f\u007f-\u009f\u2028\u2029<>()[\]\\,;:"]/u;
-const DOMAIN_LABEL = /^(?!-)[\p{L}\p{N}-]{1,63}(?<!-)$/u;
 
 /**
- * True for one plain addr-spec `local@domain` (no display name, no comments, no quoting,
- * no second address): what the outbox accepts as a recipient. Internationalised addresses
- * are allowed; the domain must be dotted DNS labels.
+ * True for one plain addr-spec `local@domain` (no display name, comments, quoting, second
+ * address, whitespace or control characters): what the outbox accepts as a recipient. This is
+ * about safety (nothing can reach another header or recipient), not RFC pedantry: single-label
+ * domains (`bob@localhost`) and internationalised addresses pass.
  */
 export function isValidMailAddress(address: string): boolean {
   if (address.length === 0 || address.length > MAX_MAIL_ADDRESS_LENGTH) return false;
   if (FORBIDDEN_IN_ADDRESS.test(address) || HAS_BIDI.test(address)) return false;
-  const at = address.lastIndexOf("@");
-  if (at <= 0 || at === address.length - 1) return false;
+  const at = address.indexOf("@");
+  if (at <= 0 || at !== address.lastIndexOf("@") || at === address.length - 1) return false;
   const local = address.slice(0, at);
   const domain = address.slice(at + 1);
-  if (local.includes("@") || local.startsWith(".") || local.endsWith(".") || local.includes("..")) return false;
   if (Array.from(local).length > 64) return false;
-  const labels = domain.split(".");
-  if (labels.length < 2) return false;
-  return labels.every((l) => DOMAIN_LABEL.test(l));
+  return domain.split(".").every((l) => l.length > 0 && Array.from(l).length <= 63 && !l.startsWith("-") && !l.endsWith("-"));
 }
 
 /** Parses `addr` or `Name <addr>` (the configured sender); undefined when it is neither. */
