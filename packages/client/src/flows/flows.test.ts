@@ -11,7 +11,7 @@ import { IdentityClient, signWithUrl } from "../api/identity-client.js";
 import { ConnectionError, MatrixCallError, errorKind } from "../http/errors.js";
 import type { RequestEvent } from "../http/events.js";
 import { startLoopbackServers, type LoopbackServers } from "../testing/loopback-servers.js";
-import { inviteByEmail, inviteManyByEmail, TermsNotAcceptedError } from "./invite-by-email.js";
+import { inviteByEmail, inviteManyByEmail, NoIdentityServerError, TermsNotAcceptedError } from "./invite-by-email.js";
 import { acceptThirdPartyInviteBySync, acceptThirdPartyInviteWithSignUrl } from "./accept-invite.js";
 import { syncLoop } from "./sync.js";
 
@@ -180,6 +180,23 @@ describe("flows against the loopback servers", () => {
     const e2 = await identity.hashDetails({ refresh: true, maxAttempts: 1 }).catch((x: unknown) => x);
     assert.ok(e2 instanceof MatrixCallError);
     assert.ok(!e2.message.includes(t) && !e2.error.includes(t));
+  });
+
+  it("the identity server may be named by URL, or come from m.identity_server account data", async () => {
+    const olga = await newUser(s, "olga");
+    const { room_id } = await olga.createRoom();
+    const regs = () => s.counts.get("POST /_matrix/identity/v2/account/register") ?? 0;
+    const before = regs();
+    assert.equal((await inviteByEmail(olga, room_id, "p1@example.org", { identity: s.isUrl })).status, "invited-by-3pid");
+    assert.equal((await inviteByEmail(olga, room_id, "p2@example.org", { identity: s.isUrl })).status, "invited-by-3pid");
+    assert.equal(regs(), before + 1); // one client (and token) per MatrixClient and URL
+    const pia = await newUser(s, "pia");
+    const room2 = (await pia.createRoom()).room_id;
+    await assert.rejects(inviteByEmail(pia, room2, "p3@example.org"), NoIdentityServerError);
+    const failed = await inviteManyByEmail(pia, room2, ["p3@example.org"]);
+    assert.ok(failed[0]!.status === "failed" && failed[0]!.error instanceof NoIdentityServerError);
+    await pia.setAccountData("m.identity_server", { base_url: s.isUrl });
+    assert.equal((await inviteByEmail(pia, room2, "p3@example.org")).status, "invited-by-3pid");
   });
 
   it("the sync loop yields batches and stops", async () => {

@@ -8,9 +8,8 @@
  * const outcome = await inviteByEmail(client, roomId, "bob@example.org", { identity, acceptTerms: true });
  * // { status: "invited-by-3pid", email: "bob@example.org" }
  */
-import { EventType, normalizeEmail, type IsTermsResponse } from "@beckon/protocol";
-import type { IdentityClient } from "../api/identity-client.js";
-import { termsUrls } from "../api/identity-client.js";
+import { ACCOUNT_DATA_IDENTITY_SERVER, EventType, normalizeEmail, type IsTermsResponse } from "@beckon/protocol";
+import { IdentityClient, termsUrls } from "../api/identity-client.js";
 import type { MatrixClient } from "../api/matrix-client.js";
 import { errcodeOf, errorKind, MatrixCallError, type ErrorKind } from "../http/errors.js";
 import type { CallOptions } from "../http/transport.js";
@@ -19,8 +18,12 @@ import type { CallOptions } from "../http/transport.js";
 export type TermsConsent = boolean | ((urls: string[], terms: IsTermsResponse) => boolean | Promise<boolean>);
 
 export interface InviteByEmailOptions extends CallOptions {
-  /** The identity server to use; its token is obtained or refreshed as needed. */
-  readonly identity: IdentityClient;
+  /**
+   * The identity server: a client (its token is obtained or refreshed as needed), a base URL or
+   * server name (a client is made and kept per `MatrixClient`), or absent: the user's
+   * `m.identity_server` account data, as Element sets it.
+   */
+  readonly identity?: IdentityClient | string;
   /** Accept the identity server's terms when it requires them (default false: throw {@link TermsNotAcceptedError}). */
   readonly acceptTerms?: TermsConsent;
   /** Allow the `none` lookup algorithm (plain-text addresses) when the server offers no hash (default true). */
@@ -53,6 +56,44 @@ export class TermsNotAcceptedError extends Error {
   }
 }
 
+/** The flow's options once the identity server is known. */
+export type IdentitySessionOptions = Omit<InviteByEmailOptions, "identity"> & { readonly identity: IdentityClient };
+
+/** No identity server was given and the account names none (`m.identity_server`). */
+export class NoIdentityServerError extends Error {
+  override name = "NoIdentityServerError";
+  readonly kind: ErrorKind = "incorrect-request";
+}
+
+const identityClients = new WeakMap<MatrixClient, Map<string, IdentityClient>>();
+
+/**
+ * The identity server for a flow: the given client; or one made from a URL or server name
+ * (kept per `MatrixClient`, so its token is reused); or the user's `m.identity_server` account data.
+ */
+export async function resolveIdentity(matrix: MatrixClient, identity: IdentityClient | string | undefined, opts: CallOptions = {}): Promise<IdentityClient> {
+  if (identity instanceof IdentityClient) return identity;
+  let server = identity;
+  if (server === undefined) {
+    const data = await matrix.getAccountData(ACCOUNT_DATA_IDENTITY_SERVER, opts).catch((e: unknown) => {
+      if (errorKind(e) === "not-found") return {} as Record<string, unknown>;
+      throw e;
+    });
+    const base = data["base_url"];
+    if (typeof base !== "string" || base === "") throw new NoIdentityServerError("no identity server: pass `identity`, or set the m.identity_server account data");
+    server = base;
+  }
+  let byUrl = identityClients.get(matrix);
+  if (!byUrl) identityClients.set(matrix, (byUrl = new Map()));
+  let client = byUrl.get(server);
+  if (!client) byUrl.set(server, (client = new IdentityClient({ baseUrl: server, transport: matrix.transport })));
+  return client;
+}
+
+async function resolved(matrix: MatrixClient, opts: InviteByEmailOptions): Promise<IdentitySessionOptions> {
+  return { ...opts, identity: await resolveIdentity(matrix, opts.identity, callOpts(opts)) };
+}
+
 /** Call options without the flow's own fields (what goes to each request). */
 function callOpts(opts: InviteByEmailOptions): CallOptions {
   const { identity: _i, acceptTerms: _a, allowPlaintextLookup: _p, reason: _r, ...rest } = opts;
@@ -70,7 +111,7 @@ export async function ensureIdentityToken(matrix: MatrixClient, identity: Identi
  * Runs `step` with a valid identity-server token: registers when there is none, re-registers
  * once when the token is refused (`M_UNAUTHORIZED`), accepts terms once when required and allowed.
  */
-export async function withIdentitySession<T>(matrix: MatrixClient, opts: InviteByEmailOptions, step: () => Promise<T>): Promise<T> {
+export async function withIdentitySession<T>(matrix: MatrixClient, opts: IdentitySessionOptions, step: () => Promise<T>): Promise<T> {
   const co = callOpts(opts);
   await ensureIdentityToken(matrix, opts.identity, co);
   let reRegistered = false;
@@ -111,7 +152,7 @@ async function isJoined(matrix: MatrixClient, roomId: string, userId: string, op
   }
 }
 
-async function inviteUser(matrix: MatrixClient, roomId: string, email: string, userId: string, opts: InviteByEmailOptions): Promise<InviteOutcome> {
+async function inviteUser(matrix: MatrixClient, roomId: string, email: string, userId: string, opts: IdentitySessionOptions): Promise<InviteOutcome> {
   const co = callOpts(opts);
   try {
     await matrix.invite(roomId, userId, { ...co, ...(opts.reason ? { reason: opts.reason } : {}) });
@@ -137,7 +178,8 @@ async function inviteUser(matrix: MatrixClient, roomId: string, email: string, u
  * user is already joined: the homeserver's 403 is checked against the room's membership).
  * Errors: the SDK's typed errors; {@link TermsNotAcceptedError} when terms are needed and not allowed.
  */
-export async function inviteByEmail(matrix: MatrixClient, roomId: string, email: string, opts: InviteByEmailOptions): Promise<InviteOutcome> {
+export async function inviteByEmail(matrix: MatrixClient, roomId: string, email: string, options: InviteByEmailOptions = {}): Promise<InviteOutcome> {
+  const opts = await resolved(matrix, options);
   const userId = await withIdentitySession(matrix, opts, () => opts.identity.lookupOne("email", email, lookupOptions(opts)));
   return userId ? inviteUser(matrix, roomId, email, userId, opts) : inviteUnbound(matrix, roomId, email, opts);
 }
@@ -147,7 +189,7 @@ function lookupOptions(opts: InviteByEmailOptions): CallOptions & { allowPlainte
 }
 
 /** The 3PID invite of an address the lookup did not know. */
-async function inviteUnbound(matrix: MatrixClient, roomId: string, email: string, opts: InviteByEmailOptions): Promise<InviteOutcome> {
+async function inviteUnbound(matrix: MatrixClient, roomId: string, email: string, opts: IdentitySessionOptions): Promise<InviteOutcome> {
   const co = callOpts(opts);
   try {
     await withIdentitySession(matrix, opts, () =>
@@ -175,8 +217,19 @@ export type BulkInviteResult = InviteOutcome | { readonly email: string; readonl
  * are invited once and share the result. Each invite follows {@link inviteByEmail}'s
  * exactly-once rule.
  */
-export async function inviteManyByEmail(matrix: MatrixClient, roomId: string, emails: readonly string[], opts: InviteByEmailOptions & { concurrency?: number }): Promise<BulkInviteResult[]> {
-  const { concurrency = 1, ...flowOpts } = opts;
+export async function inviteManyByEmail(
+  matrix: MatrixClient,
+  roomId: string,
+  emails: readonly string[],
+  opts: InviteByEmailOptions & { concurrency?: number } = {},
+): Promise<BulkInviteResult[]> {
+  const { concurrency = 1, ...rest } = opts;
+  let flowOpts: IdentitySessionOptions;
+  try {
+    flowOpts = await resolved(matrix, rest);
+  } catch (error) {
+    return emails.map((email) => ({ email, status: "failed", error }));
+  }
   // Duplicates (same normal form) are invited once, as first written.
   const firstForm = new Map<string, string>();
   for (const e of emails) if (!firstForm.has(normalizeEmail(e))) firstForm.set(normalizeEmail(e), e);

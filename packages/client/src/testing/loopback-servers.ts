@@ -118,6 +118,7 @@ export async function startLoopbackServers(opts: LoopbackOptions = {}): Promise<
   const tokens = new Map<string, string>(); // access token → userId
   const openIds = new Map<string, string>(); // OpenID token → userId
   const rooms = new Map<string, Room>();
+  const accountData = new Map<string, Record<string, unknown>>(); // "userId\0type" → content
   let pos = 0;
   let seq = 0;
   // ── identity-server state ──
@@ -288,6 +289,27 @@ export async function startLoopbackServers(opts: LoopbackOptions = {}): Promise<
         const t = `oid_${randomBytes(8).toString("hex")}`;
         openIds.set(t, me);
         return { access_token: t, token_type: "Bearer", matrix_server_name: hsName, expires_in: 3600 };
+      },
+    ],
+    [
+      "GET",
+      new RegExp(`^${C}/user/([^/]+)/account_data/([^/]+)$`),
+      async (req, _u, m) => {
+        const me = user(req);
+        if (decodeURIComponent(m[1]!) !== me) throw err(403, "M_FORBIDDEN", "not you");
+        const content = accountData.get(`${me}\0${decodeURIComponent(m[2]!)}`);
+        if (!content) throw err(404, "M_NOT_FOUND", "no account data");
+        return content;
+      },
+    ],
+    [
+      "PUT",
+      new RegExp(`^${C}/user/([^/]+)/account_data/([^/]+)$`),
+      async (req, _u, m) => {
+        const me = user(req);
+        if (decodeURIComponent(m[1]!) !== me) throw err(403, "M_FORBIDDEN", "not you");
+        accountData.set(`${me}\0${decodeURIComponent(m[2]!)}`, await readJson(req));
+        return {};
       },
     ],
     [
