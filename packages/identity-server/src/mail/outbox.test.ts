@@ -4,10 +4,12 @@
  */
 import { describe, test, before, after } from "node:test";
 import assert from "node:assert/strict";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import type { Kysely } from "kysely";
-import { FakeClock, InProcessNotifier, openDatabase, runMigrations, type DatabaseHandle, type Engine } from "@beckon/server-kit";
+import { createMetrics, FakeClock, InProcessNotifier, openDatabase, runMigrations, type DatabaseHandle, type Engine } from "@beckon/server-kit";
 import { createTempDatabase, freePort, postgresSkipReason, startSmtpReceiver, tempDir, waitFor, type SmtpReceiver } from "@beckon/test-support";
-import { enqueueMail, MailOutbox, mailMigrations, type MailTables, type MailToSend } from "./outbox.js";
+import { enqueueMail, MailOutbox, mailMigrations, type MailMetrics, type MailTables, type MailToSend } from "./outbox.js";
 import { createMailTransport, MailSendError, type MailTransport, type OutgoingMail } from "./transport.js";
 
 const quiet = process.env.MAIL_DEBUG ? { info: (o: object, m?: string) => console.error("INFO", m, o), warn: (o: object, m?: string) => console.error("WARN", m, o), error: (o: object, m?: string) => console.error("ERROR", m, o) } : { info() {}, warn() {}, error() {} };
@@ -63,7 +65,7 @@ function suite(engine: Engine, skip: string | undefined) {
     let n = 0;
     const addr = (what: string) => `${what}-${++n}@example.org`;
 
-    function outbox(opts: { clock: FakeClock; notifier?: InProcessNotifier; transport?: MailTransport; db?: Kysely<MailTables>; maxAttempts?: number; metrics?: FakeMetrics }) {
+    function outbox(opts: { clock: FakeClock; notifier?: InProcessNotifier; transport?: MailTransport; db?: Kysely<MailTables>; maxAttempts?: number; metrics?: MailMetrics }) {
       const box = new MailOutbox({
         db: opts.db ?? db,
         engine,
@@ -295,6 +297,61 @@ function suite(engine: Engine, skip: string | undefined) {
       // Another worker picks it up.
       outbox({ clock }).wake();
       await receiver.waitForMails(1, { timeoutMs: 2000, match: (m) => m.to.includes(to) });
+    });
+
+    test("operator's Sydent-style templates through the outbox; kit metrics", async () => {
+      const tpl = tempDir("beckon-mail-tpl-");
+      try {
+        mkdirSync(join(tpl.path, "acme"));
+        writeFileSync(
+          join(tpl.path, "acme", "invite_template.eml.j2"),
+          [
+            "From: {{ from|safe }}",
+            "To: {{ to|safe }}",
+            "Subject: ACME: {{ sender_display_name|safe }} {{ bracketed_verified_sender|safe }}invited you",
+            "MIME-Version: 1.0",
+            'Content-Type: multipart/alternative; boundary="{{ multipart_boundary|safe }}"',
+            "",
+            "--{{ multipart_boundary|safe }}",
+            "Content-Type: text/plain; charset=UTF-8",
+            "",
+            "Join {{ room_name|safe }}: {{ web_client_location }}/#/room/{{ room_id|urlencode }}?signurl={{ sign_url|urlencode }}",
+            "",
+            "--{{ multipart_boundary|safe }}",
+            "Content-Type: text/html; charset=UTF-8",
+            "",
+            "<p>Join {{ room_name }}</p>",
+            "",
+            "--{{ multipart_boundary|safe }}--",
+            "",
+          ].join("\n"),
+        );
+        const clock = new FakeClock();
+        const metrics = createMetrics("test_is", { defaultMetrics: false });
+        const box = outbox({ clock, metrics });
+        const to = addr("acme");
+        await db.transaction().execute((trx) => enqueueMail(trx, invite(to), clock.now(), { templateDir: tpl.path, brand: "acme", from: "noreply@example.org" }));
+        box.wake();
+        const [m] = await receiver.waitForMails(1, { timeoutMs: 2000, match: (x) => x.to.includes(to) });
+        assert.ok(m);
+        assert.equal(m.subject, "ACME: Alice (@alice:example.org) invited you");
+        assert.ok(m.text.startsWith("Join Team <chat>: https://app.element.io/#/room/%21room%3Aexample.org?signurl=http%3A//127.0.0.1%3A8090/"), m.text);
+        assert.ok(m.html.includes("<p>Join Team &lt;chat&gt;</p>"));
+        await waitFor(async () => (await metrics.registry.metrics()).includes('test_is_mail_sent_total{template="invite"} 1'));
+      } finally {
+        tpl.cleanup();
+      }
+    });
+
+    test("sent and failed rows are purged after the retention period", async () => {
+      const clock = new FakeClock();
+      const before = await rows(db);
+      assert.ok(before.some((r) => r.status === "sent"));
+      clock.advance(8 * 24 * 3600_000);
+      const box = outbox({ clock });
+      box.wake();
+      await waitFor(async () => (await rows(db)).every((r) => r.status === "pending"));
+      await box.stop();
     });
   });
 }
