@@ -177,7 +177,8 @@ export class RoomEvents {
       }
       const fresh = [item];
       this.queues.set(roomId, fresh);
-      void this.drain(roomId, fresh);
+      // One turn of the event loop lets concurrent sends to this room join the batch.
+      setImmediate(() => void this.drain(roomId, fresh));
     });
   }
 
@@ -207,6 +208,12 @@ export class RoomEvents {
         const loaded = new Set<string>();
         const chain = new ChainBuilder(roomId, asRoomVersion(room.roomVersion), this.deps.key, this.deps.clock.now(), room.latestEventId, room.latestDepth, state);
         const batchTxns = new Map<string, string>();
+        // One query for the state every event of the batch needs (later events may add more).
+        const wanted = new Map<string, StateKey>();
+        for (const p of batch) for (const k of keysForDraft(p.draft, p.opts.extraKeys)) wanted.set(stateKeyId(k.type, k.stateKey), k);
+        const prefetched = await tx.getState([...wanted.values()]);
+        for (const [id, e] of prefetched) state.set(id, { eventId: e.eventId, pdu: e.pdu });
+        for (const id of wanted.keys()) loaded.add(id);
         for (const p of batch) {
           try {
             const { draft, opts } = p;

@@ -249,8 +249,10 @@ export function createRoomStore(db: Kysely<HomeserverDB>, engine: Engine): RoomS
         );
         let room = rows[0] ? toRoomRecord(rows[0]) : undefined;
         const hit = stateCache.get(roomId);
-        // Copy: the cache changes only after a commit.
-        let cache: CachedState | undefined = room && hit && hit.latestEventId === room.latestEventId ? { latestEventId: hit.latestEventId, entries: new Map(hit.entries) } : undefined;
+        // Work on a copy: the shared cache changes only after a commit.
+        let cache: CachedState | undefined = room
+          ? { latestEventId: room.latestEventId, entries: hit && hit.latestEventId === room.latestEventId ? new Map(hit.entries) : new Map() }
+          : undefined;
         const tx: RoomWriteTx = {
           get room() {
             return room;

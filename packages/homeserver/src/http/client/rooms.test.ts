@@ -180,6 +180,26 @@ describe("homeserver HTTP: rooms", () => {
     assert.equal(notMember.status, 403);
   });
 
+  it("concurrent sends to one room are batched: a refused event fails alone, the chain stays linear", async () => {
+    const roomId = await createRoom(t, alice, { preset: "public_chat" });
+    const before = await t.hs.storage.rooms.currentStreamPos();
+    const results = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        call(t.hs, "PUT", `${C}/rooms/${enc(roomId)}/send/m.room.message/b${i}`, { token: i % 2 === 0 ? alice.token : bob.token, body: { body: `b${i}` } }),
+      ),
+    );
+    assert.deepEqual(
+      results.map((r) => r.status),
+      Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? 200 : 403)),
+    );
+    const events = await t.hs.storage.rooms.getRoomEvents(roomId, { dir: "f", after: 0, upTo: Number.MAX_SAFE_INTEGER, limit: 100 });
+    for (let i = 1; i < events.length; i++) {
+      assert.deepEqual(events[i]!.pdu.prev_events, [events[i - 1]!.eventId]);
+      assert.equal(events[i]!.pdu.depth, events[i - 1]!.pdu.depth + 1);
+    }
+    assert.equal(events.filter((e) => e.streamOrdering > before).length, 10);
+  });
+
   it("messages paginate backwards and forwards", async () => {
     const roomId = await createRoom(t, alice);
     for (let i = 0; i < 5; i++) await call(t.hs, "PUT", `${C}/rooms/${enc(roomId)}/send/m.room.message/m${i}`, { token: alice.token, body: { body: `m${i}` } });
