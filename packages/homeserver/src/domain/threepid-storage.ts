@@ -161,6 +161,9 @@ export class ThreepidStore {
 
   /** The invite for `token` in `roomId` became a membership (or was revoked): no longer pending. */
   async forgetPendingToken(roomId: string, token: string): Promise<void> {
+    // Most tokens have no row (createRoom invites, replays): a read is cheaper than a write.
+    const row = await this.db.selectFrom("threepid_pending_invites").select("room_id").where("room_id", "=", roomId).where("token", "=", token).executeTakeFirst();
+    if (!row) return;
     await this.db.deleteFrom("threepid_pending_invites").where("room_id", "=", roomId).where("token", "=", token).execute();
   }
 
