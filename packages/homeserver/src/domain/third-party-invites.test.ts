@@ -184,6 +184,22 @@ describe("3PID invites (domain, fake room core, misbehaving identity server)", (
     assert.equal(rooms.eventsOf(ROOM, "m.room.third_party_invite").length, 1);
   });
 
+  test("a claim left by a dead process: taken over once stale; a fresh one is waited for, then 503", async () => {
+    const db = handle.db;
+    const key = { room_id: ROOM, sender: ALICE, medium: "email", address: "carol@example.org" };
+    await db.insertInto("threepid_pending_invites").values({ ...key, token: null, created_ts: Date.now() - 3_600_000 }).execute();
+    await api.inviteByThreepid(ROOM, ALICE, req());
+    assert.equal(rooms.eventsOf(ROOM, "m.room.third_party_invite").length, 1);
+
+    const key2 = { ...key, address: "dora@example.org" };
+    await db.insertInto("threepid_pending_invites").values({ ...key2, token: null, created_ts: Date.now() }).execute();
+    const quick = createThreepidApi(threepidTestDeps(handle, { outbound: fetchOutbound(), map: { [fake.name]: fake.baseUrl }, rooms, timeoutMs: 100 }));
+    const started = Date.now();
+    await rejectsMatrix(quick.inviteByThreepid(ROOM, ALICE, req("dora@example.org")), "M_UNKNOWN", 503);
+    assert.ok(Date.now() - started < 5_000);
+    assert.equal(rooms.eventsOf(ROOM, "m.room.third_party_invite").length, 1);
+  });
+
   test("prepareThreepidInvite does not touch the room", async () => {
     const out = await api.prepareThreepidInvite(req(), { roomId: "!new:hs.test", sender: ALICE, room_name: "New" });
     assert.equal(out.kind, "third_party");
