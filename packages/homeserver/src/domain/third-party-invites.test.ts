@@ -114,7 +114,9 @@ describe("3PID invites (domain, fake room core, misbehaving identity server)", (
   });
 
   test("exactly once: a repeat while pending (case-folded address) answers without anything", async () => {
+    assert.equal(await api.isPendingRepeat(ROOM, ALICE, req("carol@example.org")), false);
     await api.inviteByThreepid(ROOM, ALICE, req("carol@example.org"));
+    assert.equal(await api.isPendingRepeat(ROOM, ALICE, req("CAROL@example.org")), true);
     const n = fake.requests.length;
     await api.inviteByThreepid(ROOM, ALICE, req("Carol@EXAMPLE.org"));
     assert.equal(fake.requests.length, n, "no identity-server traffic at all");

@@ -221,6 +221,11 @@ export interface ThreepidModule extends ThreepidApi {
    * `prepareThreepidInvite`), so that a repeat of it is answered from the pending one.
    */
   rememberThirdPartyInvite(roomId: string, sender: string, req: Pick<ThreepidInviteRequest, "medium" | "address">, token: string): Promise<void>;
+  /**
+   * True when `inviteByThreepid` would answer this request from a pending invite without doing
+   * anything (DECISIONS.md: such a repeat does not count against rate limits). A hint only.
+   */
+  isPendingRepeat(roomId: string, sender: string, req: Pick<ThreepidInviteRequest, "medium" | "address">): Promise<boolean>;
 }
 
 /** Unbinds (medium, address) of `userId` at `idServer`, or at every identity server it was bound through. */
@@ -266,6 +271,11 @@ export function createThreepidApi<DB>(deps: ThreepidDeps<DB>): ThreepidModule {
     verifyThirdPartySigned: (roomId, signed, userId) => verifyThirdPartySigned(s, roomId, signed, userId),
     onbind: (body) => handleOnbind(s, body),
     unbindAllForUser: (userId) => unbindAllForUser(s, userId),
+    async isPendingRepeat(roomId, sender, req) {
+      if (typeof req.medium !== "string" || typeof req.address !== "string") return false;
+      const row = await s.store.getPendingInvite({ room_id: roomId, sender, medium: req.medium, address: normalizeInviteAddress(req.medium, req.address) });
+      return row !== undefined && row.token !== null && (await stillPending(s, roomId, row.token));
+    },
     async rememberThirdPartyInvite(roomId, sender, req, token) {
       const key = { room_id: roomId, sender, medium: req.medium, address: normalizeInviteAddress(req.medium, req.address) };
       if (await s.store.claimPendingInvite(key, s.deps.clock.now())) await s.store.setPendingToken(key, token);
