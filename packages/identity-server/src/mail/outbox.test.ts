@@ -2,7 +2,7 @@
  * The outbox end to end: real SMTP (test-support's receiver on 127.0.0.1), real databases
  * (SQLite always, PostgreSQL when TEST_POSTGRES_URL is set), a FakeClock for back-off.
  */
-import { describe, test, before, after } from "node:test";
+import { describe, test, before, after, beforeEach } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -88,6 +88,11 @@ function suite(engine: Engine, skip: string | undefined) {
       assert.deepEqual(await runMigrations(env.handle, mailMigrations, "mail_test_migrations"), ["0500_mail_outbox"]);
       receiver = await startSmtpReceiver();
       transport = createMailTransport({ smtpUrl: receiver.url, from: "Beckon <noreply@example.org>", logger: quiet });
+    });
+
+    // Any live worker may send any due row: each test starts from no workers.
+    beforeEach(async () => {
+      for (const b of started.splice(0)) await b.stop();
     });
 
     after(async () => {
@@ -337,7 +342,9 @@ function suite(engine: Engine, skip: string | undefined) {
         assert.equal(m.subject, "ACME: Alice (@alice:example.org) invited you");
         assert.ok(m.text.startsWith("Join Team <chat>: https://app.element.io/#/room/%21room%3Aexample.org?signurl=http%3A//127.0.0.1%3A8090/"), m.text);
         assert.ok(m.html.includes("<p>Join Team &lt;chat&gt;</p>"));
-        await waitFor(async () => (await metrics.registry.metrics()).includes('test_is_mail_sent_total{template="invite"} 1'));
+        await waitFor(async () => (await rows(db)).find((r) => r.recipient === to && r.status === "sent"), { timeoutMs: 2000 });
+        const text = await metrics.registry.metrics();
+        assert.match(text, /^test_is_mail_sent_total\{template="invite"\} 1$/m, text);
       } finally {
         tpl.cleanup();
       }
