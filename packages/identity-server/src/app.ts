@@ -18,6 +18,7 @@ import {
   openDatabase,
   rateLimitError,
   runMigrations,
+  sqlitePath,
   systemClock,
   type Clock,
   type DatabaseHandle,
@@ -27,7 +28,7 @@ import {
 } from "@beckon/server-kit";
 import type { FastifyInstance } from "fastify";
 import type { IdentityServerConfig } from "./config.js";
-import { createStores, IS_MIGRATIONS_TABLE, storageMigrations, type IsDatabase, type Stores, type TransactionRunner } from "./storage/index.js";
+import { createStores, SqliteHotReads, IS_MIGRATIONS_TABLE, storageMigrations, type IsDatabase, type Stores, type TransactionRunner } from "./storage/index.js";
 import type { DomainContext, DomainMetrics, Limits, MailQueue, SmsSender } from "./domain/context.js";
 import { loadKeyRing } from "./domain/keys.js";
 import { initPepper, PepperCache } from "./domain/lookup.js";
@@ -137,7 +138,9 @@ export async function createIdentityServer(options: CreateIdentityServerOptions)
     await database.close();
     throw e;
   }
-  const stores = createStores(database.db, database.engine);
+  const hotPath = database.engine === "sqlite" ? sqlitePath(config.database_url) : undefined;
+  const hot = hotPath && hotPath !== ":memory:" ? new SqliteHotReads(hotPath) : undefined;
+  const stores = createStores(database.db, database.engine, hot);
   const transact: TransactionRunner = <T>(fn: (s: Stores) => Promise<T>) => inTransaction(database.db, (trx) => fn(createStores(trx, database.engine)));
 
   const metrics = createMetrics("beckon_is");
@@ -196,6 +199,7 @@ export async function createIdentityServer(options: CreateIdentityServerOptions)
     metrics: domainMetrics(metrics),
     logger,
     randomBytes,
+    deterministicKeys: options.randomBytes !== undefined,
     settings: {
       serverName: config.server_name,
       otherNames: config.other_names,
@@ -281,6 +285,7 @@ export async function createIdentityServer(options: CreateIdentityServerOptions)
       await delivery.stop();
       await outbox?.stop();
       transportToClose?.close?.();
+      hot?.close();
       await database.close();
     },
   };

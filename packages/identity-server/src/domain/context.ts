@@ -79,6 +79,8 @@ export interface DomainContext {
   settings: DomainSettings;
   /** Cryptographically secure random bytes. */
   randomBytes(n: number): Uint8Array;
+  /** Derive ephemeral keys from `randomBytes` (tests inject it); else node:crypto generates them. */
+  deterministicKeys?: boolean;
 }
 
 /** The notifier channel that wakes the onbind delivery worker. */

@@ -111,7 +111,7 @@ export async function storeInvite(ctx: DomainContext, principal: Principal, req:
     const dup = ctx.settings.inviteDedupeWindowMs > 0 ? await s.invites.findDuplicate(req.room_id, req.sender, req.medium, address, since, now) : undefined;
     if (dup) return { invite: dup, fresh: false };
     ctx.limits.check("storeInvite.sender", req.sender);
-    const keys = generateEphemeralKeyPair(ctx.randomBytes);
+    const keys = generateEphemeralKeyPair(ctx.deterministicKeys ? ctx.randomBytes : undefined);
     const invite: StoredInvite = {
       token: randomString(ctx, 128, ALPHABET_LETTERS),
       medium: req.medium,

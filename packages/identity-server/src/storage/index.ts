@@ -12,6 +12,7 @@ import { KyselyInviteStore, type InviteStore } from "./invites.js";
 import { KyselySessionStore, type SessionStore } from "./sessions.js";
 import { KyselySettingsStore, KyselySigningKeyStore, type SettingsStore, type SigningKeyStore } from "./settings.js";
 import type { IsDatabase } from "./schema.js";
+import type { SqliteHotReads } from "./sqlite-hot-reads.js";
 
 export * from "./accounts.js";
 export * from "./associations.js";
@@ -21,6 +22,7 @@ export * from "./migrations.js";
 export * from "./schema.js";
 export * from "./sessions.js";
 export * from "./settings.js";
+export * from "./sqlite-hot-reads.js";
 
 export interface Stores {
   /** The executor the stores are bound to (a database or a transaction), e.g. for the mail outbox. */
@@ -35,14 +37,24 @@ export interface Stores {
   readonly delivery: DeliveryStore;
 }
 
-export function createStores(db: Kysely<IsDatabase>, engine: Engine): Stores {
+/**
+ * Binds the stores to `db`. `hot` (SQLite, outside transactions only) serves token checks and
+ * hashed lookups from prepared statements on a read-only connection.
+ */
+export function createStores(db: Kysely<IsDatabase>, engine: Engine, hot?: SqliteHotReads): Stores {
+  const accounts = new KyselyAccountStore(db);
+  const associations = new KyselyAssociationStore(db);
+  if (hot) {
+    accounts.tokenOwner = async (token) => hot.tokenOwner(token);
+    associations.lookupHashes = async (hashes, now) => hot.lookupHashes(hashes, now);
+  }
   return {
     db,
     engine,
-    accounts: new KyselyAccountStore(db),
+    accounts,
     settings: new KyselySettingsStore(db),
     signingKeys: new KyselySigningKeyStore(db),
-    associations: new KyselyAssociationStore(db),
+    associations,
     sessions: new KyselySessionStore(db),
     invites: new KyselyInviteStore(db),
     delivery: new KyselyDeliveryStore(db, engine),

@@ -1,0 +1,214 @@
+/**
+ * `npm run bench -- identity [--seconds=5] [--big=1000000] [--invites=2000] [--concurrency=32] [--json]`:
+ * the identity server over real sockets on 127.0.0.1, the server in a child process (so the
+ * load generator does not share its CPU), SQLite file, rate limits off:
+ *
+ * 1. bare Fastify `GET /` vs our status endpoint `GET /_matrix/identity/v2` (autocannon, 10 connections);
+ * 2. `POST lookup` with 1 and with 1000 sha256 hashes at 10 000 and at `--big` associations
+ *    (bulk-inserted with one direct SQLite transaction);
+ * 3. `store-invite`/s with every mail handed to a local SMTP server (test-support's receiver),
+ *    checking that no mail is lost;
+ * 4. the server process's RSS at `--big` associations.
+ *
+ * Targets (issue 3): status ≥ 70 % of bare Fastify; single lookup ≥ 5 000 req/s at 1 M;
+ * 1000-hash lookup ≥ 500 000 hashes/s; store-invite ≥ 1 000/s; RSS ≤ 100 MB at 1 M
+ * (excluding the SQLite page cache). Figures go in bench/RESULTS.md under "## identity server".
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import os from "node:os";
+import { join } from "node:path";
+import { createRequire } from "node:module";
+import Fastify from "fastify";
+import Database from "better-sqlite3";
+import { createLogger } from "@beckon/server-kit";
+import { createIdentityServer, loadIdentityServerConfig } from "@beckon/identity-server";
+import { startSmtpReceiver, tempDir } from "@beckon/test-support";
+
+const args = new Map(
+  process.argv.slice(2).map((a) => {
+    const [k, v] = a.replace(/^--/, "").split("=");
+    return [k ?? "", v ?? "true"] as const;
+  }),
+);
+const PEPPER = "benchpepper";
+const TOKEN = "benchtoken";
+const USER = "@bench:hs.bench";
+
+// ── child modes ────────────────────────────────────────────────────────────────
+if (args.get("bare") === "true") {
+  const app = Fastify({ logger: false });
+  app.get("/", async () => ({}));
+  await app.listen({ host: "127.0.0.1", port: 0 });
+  const addr = app.server.address();
+  process.stdout.write(`READY http://127.0.0.1:${typeof addr === "object" && addr ? addr.port : 0}\n`);
+  await new Promise(() => {});
+}
+if (args.get("serve") === "true") {
+  const config = loadIdentityServerConfig({
+    env: {},
+    overrides: {
+      server_name: "bench.is",
+      public_base_url: "http://127.0.0.1:1",
+      database_url: `sqlite:${args.get("db")}`,
+      smtp_url: args.get("smtp"),
+      rate_limits: { enabled: false },
+      log_level: "silent",
+      pepper: PEPPER,
+      metrics: { enabled: true },
+    },
+  });
+  const server = await createIdentityServer({ config, logger: createLogger({ level: "silent" }) });
+  await server.ctx.stores.accounts.addToken(USER, TOKEN, Date.now());
+  const { url } = await server.start({ host: "127.0.0.1", port: 0 });
+  process.stdout.write(`READY ${url}\n`);
+  await new Promise(() => {});
+}
+
+// ── parent ─────────────────────────────────────────────────────────────────────
+const seconds = Number(args.get("seconds") ?? "5");
+const big = Number(args.get("big") ?? "1000000");
+const invitesN = Number(args.get("invites") ?? "2000");
+const concurrency = Number(args.get("concurrency") ?? "32");
+const asJson = args.get("json") === "true";
+if (!(seconds >= 1 && seconds <= 60)) throw new Error("--seconds must be in [1, 60]");
+if (!(big >= 10_000 && big <= 5_000_000)) throw new Error("--big must be in [10000, 5000000]");
+if (!(invitesN >= 10 && invitesN <= 100_000)) throw new Error("--invites must be in [10, 100000]");
+if (!(concurrency >= 1 && concurrency <= 256)) throw new Error("--concurrency must be in [1, 256]");
+
+interface AutocannonResult {
+  requests: { average: number };
+  latency: { p50: number; p99: number };
+  non2xx: number;
+  errors: number;
+}
+type Autocannon = (opts: { url: string; connections: number; duration: number; method?: string; headers?: Record<string, string>; body?: string; pipelining?: number }) => Promise<AutocannonResult>;
+const autocannon = createRequire(import.meta.url)("autocannon") as Autocannon;
+
+function start(extra: string[]): Promise<{ child: ChildProcess; url: string }> {
+  const child = spawn(process.execPath, [new URL(import.meta.url).pathname, ...extra], { stdio: ["ignore", "pipe", "inherit"] });
+  return new Promise((resolve, reject) => {
+    let out = "";
+    const timer = setTimeout(() => reject(new Error("child did not start")), 30_000);
+    child.stdout!.on("data", (d: Buffer) => {
+      out += d.toString();
+      const m = /READY (\S+)/.exec(out);
+      if (m?.[1]) {
+        clearTimeout(timer);
+        resolve({ child, url: m[1] });
+      }
+    });
+    child.on("exit", (code) => reject(new Error(`child exited ${code}`)));
+  });
+}
+
+function stop(child: ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    child.once("exit", () => resolve());
+    child.kill("SIGKILL");
+  });
+}
+
+function rssMb(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+const hashOf = (i: number) => createHash("sha256").update(`user${i}@bench.example email ${PEPPER}`).digest("base64url");
+
+function bulkInsert(dbPath: string, from: number, to: number): number {
+  const started = performance.now();
+  const db = new Database(dbPath);
+  db.pragma("journal_mode = WAL");
+  db.pragma("synchronous = OFF");
+  const stmt = db.prepare(
+    "INSERT OR IGNORE INTO is_associations (medium, address, mxid, ts, not_before, not_after, lookup_hash) VALUES ('email', ?, ?, ?, ?, ?, ?)",
+  );
+  const now = Date.now();
+  const run = db.transaction((a: number, b: number) => {
+    for (let i = a; i < b; i++) stmt.run(`user${i}@bench.example`, `@user${i}:hs.bench`, now, now, now + 1e12, hashOf(i));
+  });
+  for (let i = from; i < to; i += 100_000) run(i, Math.min(to, i + 100_000));
+  db.pragma("wal_checkpoint(TRUNCATE)");
+  db.close();
+  return (performance.now() - started) / 1000;
+}
+
+const results: Record<string, number | string> = {};
+const dir = tempDir("beckon-bench-is-");
+const smtp = await startSmtpReceiver();
+const dbPath = join(dir.path, "is.db");
+try {
+  // 1. bare Fastify vs status.
+  const bare = await start(["--bare"]);
+  const bareRes = await autocannon({ url: `${bare.url}/`, connections: 10, duration: seconds });
+  await stop(bare.child);
+  const is = await start(["--serve", `--db=${dbPath}`, `--smtp=${smtp.url}`]);
+  const statusRes = await autocannon({ url: `${is.url}/_matrix/identity/v2`, connections: 10, duration: seconds });
+  results.bare_fastify_rps = Math.round(bareRes.requests.average);
+  results.status_rps = Math.round(statusRes.requests.average);
+  results.status_vs_bare = Number((statusRes.requests.average / bareRes.requests.average).toFixed(2));
+
+  // 2. lookups at 10 000 and at `big` associations.
+  const auth = { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" };
+  const lookup = async (label: string) => {
+    const one = JSON.stringify({ algorithm: "sha256", pepper: PEPPER, addresses: [hashOf(4242)] });
+    const many = JSON.stringify({
+      algorithm: "sha256",
+      pepper: PEPPER,
+      addresses: Array.from({ length: 1000 }, (_, i) => (i % 2 === 0 ? hashOf(i * 7) : `miss${i}`)),
+    });
+    const r1 = await autocannon({ url: `${is.url}/_matrix/identity/v2/lookup`, connections: 10, duration: seconds, method: "POST", headers: auth, body: one });
+    const r1000 = await autocannon({ url: `${is.url}/_matrix/identity/v2/lookup`, connections: 10, duration: seconds, method: "POST", headers: auth, body: many });
+    if (r1.non2xx || r1000.non2xx) throw new Error(`lookup errors: ${r1.non2xx} / ${r1000.non2xx}`);
+    results[`lookup1_rps_${label}`] = Math.round(r1.requests.average);
+    results[`lookup1_p99_ms_${label}`] = r1.latency.p99;
+    results[`lookup1000_rps_${label}`] = Math.round(r1000.requests.average);
+    results[`lookup1000_hashes_per_s_${label}`] = Math.round(r1000.requests.average * 1000);
+  };
+  results.insert_10k_s = Number(bulkInsert(dbPath, 0, 10_000).toFixed(2));
+  await lookup("10k");
+  results[`insert_to_${big}_s`] = Number(bulkInsert(dbPath, 10_000, big).toFixed(1));
+  await lookup(big >= 1_000_000 ? `${big / 1_000_000}M` : String(big));
+
+  // 3. store-invite with mail (every mail must arrive).
+  const before = smtp.mails.length;
+  let next = 0;
+  let failures = 0;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      for (;;) {
+        const i = next++;
+        if (i >= invitesN) return;
+        const res = await fetch(`${is.url}/_matrix/identity/v2/store-invite`, {
+          method: "POST",
+          headers: auth,
+          body: JSON.stringify({ medium: "email", address: `invitee${i}@bench.example`, room_id: "!room:hs.bench", sender: USER, room_name: "Bench", sender_display_name: "Bench" }),
+        });
+        await res.arrayBuffer();
+        if (res.status !== 200) failures++;
+      }
+    }),
+  );
+  const inviteSeconds = (performance.now() - t0) / 1000;
+  results.store_invite_per_s = Math.round(invitesN / inviteSeconds);
+  results.store_invite_failures = failures;
+  const mailStart = performance.now();
+  await smtp.waitForMails(before + invitesN, { timeoutMs: 120_000 });
+  results.mails_received = smtp.mails.length - before;
+  results.mail_drain_s_after_last_invite = Number(((performance.now() - mailStart) / 1000).toFixed(1));
+
+  // 4. RSS of the server process at `big` associations (after the runs; the SQLite page cache is ~2 MB by default).
+  results[`server_rss_mb_at_${big}`] = Number(rssMb(is.child.pid!).toFixed(1));
+  await stop(is.child);
+} finally {
+  await smtp.close();
+  dir.cleanup();
+}
+
+results.machine = `${os.cpus().length} vCPU ${os.cpus()[0]?.model ?? "?"}, Node ${process.version}`;
+if (asJson) console.log(JSON.stringify(results, null, 2));
+else for (const [k, v] of Object.entries(results)) console.log(`${k.padEnd(40)} ${v}`);
+process.exit(0);

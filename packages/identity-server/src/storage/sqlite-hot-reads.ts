@@ -1,0 +1,60 @@
+/**
+ * Hot read paths on SQLite (token checks and hashed lookups) through a separate read-only
+ * better-sqlite3 connection with cached prepared statements. Kysely's SQLite driver prepares
+ * every statement on every call, which dominated a 1000-hash lookup. WAL mode lets this
+ * connection read concurrently with the writer; it sees every committed transaction, so a
+ * request still reads what earlier requests wrote. PostgreSQL keeps the Kysely path.
+ */
+import Database from "better-sqlite3";
+import type { TokenOwner } from "./accounts.js";
+
+/** Padded IN-list sizes: a bounded set of prepared statements whatever the request sizes. */
+const SIZES = [1, 4, 16, 64, 256, 500];
+
+export class SqliteHotReads {
+  readonly #db: Database.Database;
+  readonly #token: Database.Statement<[string], { user_id: string; consent_version: string | null }>;
+  readonly #lookup = new Map<number, Database.Statement<unknown[], { lookup_hash: string; mxid: string }>>();
+
+  constructor(path: string) {
+    this.#db = new Database(path, { readonly: true, fileMustExist: true });
+    this.#db.pragma("busy_timeout = 5000");
+    this.#token = this.#db.prepare(
+      "SELECT t.user_id AS user_id, a.consent_version AS consent_version FROM is_access_tokens t JOIN is_accounts a ON a.user_id = t.user_id WHERE t.token = ?",
+    );
+  }
+
+  tokenOwner(token: string): TokenOwner | undefined {
+    const r = this.#token.get(token);
+    return r ? { userId: r.user_id, consentVersion: r.consent_version } : undefined;
+  }
+
+  #stmt(size: number) {
+    let s = this.#lookup.get(size);
+    if (!s) {
+      const marks = Array.from({ length: size }, () => "?").join(",");
+      s = this.#db.prepare(`SELECT lookup_hash, mxid FROM is_associations WHERE lookup_hash IN (${marks}) AND not_before <= ? AND not_after > ?`);
+      this.#lookup.set(size, s);
+    }
+    return s;
+  }
+
+  lookupHashes(hashes: readonly string[], now: number): Map<string, string> {
+    const out = new Map<string, string>();
+    const max = SIZES[SIZES.length - 1]!;
+    for (let i = 0; i < hashes.length; i += max) {
+      const n = Math.min(max, hashes.length - i);
+      const size = SIZES.find((s) => s >= n) ?? max;
+      const params: unknown[] = new Array(size + 2);
+      for (let j = 0; j < size; j++) params[j] = j < n ? hashes[i + j] : "";
+      params[size] = now;
+      params[size + 1] = now;
+      for (const r of this.#stmt(size).all(...params)) out.set(r.lookup_hash, r.mxid);
+    }
+    return out;
+  }
+
+  close(): void {
+    this.#db.close();
+  }
+}
