@@ -39,6 +39,7 @@ Hello from the fixture brand.
 
 Key for your client: {{ ephemeral_private_key|safe }} / token {{ token|safe }}
 Alias: {{ room_alias|safe }}, rules: {{ room_join_rules|safe }}, avatar: {{ sender_avatar_url|safe }}
+Jinja-isms: {{ sender[:6]|safe }} {{ room_type == None }} {{ "yes" if True else "no" }} {{ token|lower }} {{ sender.upper()|safe }} {{ web_client_location.startswith("https") }} {{ sender[-3:]|safe }}
 
 --{{ multipart_boundary|safe }}
 Content-Type: text/html; charset=UTF-8
@@ -118,6 +119,7 @@ test("Sydent-style .eml.j2: Sydent's variables, autoescape in HTML, |safe text, 
   assert.ok(m.text.includes("Alice & Co (@alice:example.org) invites you to a room (<Team> chat) here."), m.text);
   assert.ok(m.text.includes("Key for your client: KEY_-x / token TOKEN"));
   assert.ok(m.text.includes("Alias: #team:example.org, rules: invite, avatar: mxc://example.org/alice"));
+  assert.ok(m.text.includes("Jinja-isms: @alice false yes token @ALICE:EXAMPLE.ORG true org"), m.text);
   // Jinja's urlencode keeps "/" and encodes "!", ":" and spaces.
   assert.ok(m.text.includes("https://app.element.io/#/room/%21room%3Aexample.org?email=bob%40example.org&signurl="), m.text);
   assert.ok(m.text.includes("&room_avatar_url=mxc%3A//example.org/av%20atar&"));

@@ -92,9 +92,52 @@ function jinjaUrlencode(value: unknown): string {
   return pythonQuote(scalar(value), "/");
 }
 
+let jinjaCompat = false;
+
+type MemberLookup = (obj: unknown, val: unknown, ...rest: unknown[]) => unknown;
+
+/** Python `str` methods templates call on strings (`name.upper()`, `url.startswith("https")`). */
+const STRING_METHODS: Record<string, (s: string, ...args: unknown[]) => unknown> = {
+  upper: (s) => s.toUpperCase(),
+  lower: (s) => s.toLowerCase(),
+  strip: (s) => s.trim(),
+  lstrip: (s) => s.trimStart(),
+  rstrip: (s) => s.trimEnd(),
+  title: (s) => s.replace(/\w\S*/g, (w) => w.charAt(0).toUpperCase() + w.slice(1).toLowerCase()),
+  capitalize: (s) => s.charAt(0).toUpperCase() + s.slice(1).toLowerCase(),
+  startswith: (s, p) => s.startsWith(String(p)),
+  endswith: (s, p) => s.endsWith(String(p)),
+  replace: (s, a, b) => s.split(String(a)).join(String(b)),
+};
+
+/**
+ * Jinja's Python-isms on top of nunjucks: its own compat layer (slices, True/False/None, list
+ * and dict methods), plus string slices that stay strings (`name[:25]`) and common str methods.
+ */
+function installPythonisms(): void {
+  nunjucks.installJinjaCompat();
+  const runtime = (nunjucks as unknown as { runtime: { memberLookup: MemberLookup } }).runtime;
+  const compat = runtime.memberLookup;
+  runtime.memberLookup = function memberLookup(this: unknown, obj: unknown, val: unknown, ...rest: unknown[]): unknown {
+    if (typeof obj === "string") {
+      if (rest.length === 2) {
+        const r = compat.call(this, obj, val, ...rest);
+        return Array.isArray(r) ? r.join("") : r;
+      }
+      const method = typeof val === "string" && Object.hasOwn(STRING_METHODS, val) ? STRING_METHODS[val] : undefined;
+      if (method) return (...args: unknown[]) => method(obj, ...args);
+    }
+    return compat.call(this, obj, val, ...rest);
+  };
+}
+
 function environment(templateDir: string): nunjucks.Environment {
   let env = environments.get(templateDir);
   if (!env) {
+    if (!jinjaCompat) {
+      installPythonisms();
+      jinjaCompat = true;
+    }
     env = new nunjucks.Environment(new nunjucks.FileSystemLoader(templateDir, { noCache: false }), {
       autoescape: true,
       throwOnUndefined: false,
