@@ -65,6 +65,8 @@ export interface SyncDeps {
 const INVITE_STATE_TYPES = ["m.room.create", "m.room.join_rules", "m.room.name", "m.room.avatar", "m.room.canonical_alias", "m.room.encryption", "m.room.topic"];
 
 const DEFAULT_TIMELINE_LIMIT = 20;
+/** Stream windows up to this many positions are read with one range scan. */
+const SHORT_WINDOW = 2000;
 const MAX_TIMEOUT_MS = 5 * 60_000;
 
 /** Parses an inline JSON filter (filter IDs are not stored: an unknown ID means defaults). */
@@ -204,11 +206,13 @@ export class Sync {
       }
     }
     if (since !== undefined && joinedSteady.length > 0) {
-      const events = await rooms.getEventsBetween(
-        joinedSteady.map((m) => m.roomId),
-        since,
-        pos,
-      );
+      // A short window (the usual long-poll wake-up) is one range scan of the stream; a long
+      // one is read room by room.
+      const steady = new Set(joinedSteady.map((m) => m.roomId));
+      const events =
+        pos - since <= SHORT_WINDOW
+          ? (await rooms.getStreamRange(since, pos)).filter((e) => steady.has(e.roomId))
+          : await rooms.getEventsBetween([...steady], since, pos);
       const byRoom = new Map<string, EventRecord[]>();
       for (const e of events) {
         let list = byRoom.get(e.roomId);

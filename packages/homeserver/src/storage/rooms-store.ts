@@ -84,6 +84,8 @@ export interface RoomStore {
   /** Memberships of the user in every room (any membership). */
   getUserMemberships(userId: string): Promise<MembershipRecord[]>;
   getRoomMemberships(roomId: string): Promise<MembershipRecord[]>;
+  /** Every event with `from < stream_ordering ≤ to`, ascending (short windows: sync wake-ups). */
+  getStreamRange(from: number, to: number): Promise<EventRecord[]>;
   /** Events of the given rooms with `from < stream_ordering ≤ to`, ascending. */
   getEventsBetween(roomIds: readonly string[], from: number, to: number): Promise<EventRecord[]>;
   /**
@@ -427,6 +429,16 @@ export function createRoomStore(db: Kysely<HomeserverDB>, engine: Engine): RoomS
     async getRoomMemberships(roomId) {
       const rows = await db.selectFrom("hs_memberships").selectAll().where("room_id", "=", roomId).orderBy("stream_ordering").execute();
       return rows.map(toMembership);
+    },
+    async getStreamRange(from, to) {
+      if (to <= from) return [];
+      const rows = await raw<EventRow>(
+        db,
+        engine,
+        `SELECT ${EVENT_COLS} FROM hs_events e WHERE e.stream_ordering > ? AND e.stream_ordering <= ? ORDER BY e.stream_ordering`,
+        [from, to],
+      );
+      return rows.map(toEventRecord);
     },
     async getEventsBetween(roomIds, from, to) {
       if (roomIds.length === 0 || to <= from) return [];

@@ -115,6 +115,10 @@ function contract(name: string, open: () => Promise<{ storage: HomeserverStorage
         between.map((e) => e.type),
         ["m.room.name", "m.room.name", "m.room.member", "m.room.message"],
       );
+      assert.deepEqual(
+        (await s.rooms.getStreamRange(start + 4, start + 6)).map((e) => e.streamOrdering),
+        [start + 5, start + 6],
+      );
       const back = await s.rooms.getRoomEvents(room, { dir: "b", upTo: start + 6, limit: 2 });
       assert.deepEqual(
         back.map((e) => e.type),
