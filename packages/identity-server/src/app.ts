@@ -144,16 +144,18 @@ export async function createIdentityServer(options: CreateIdentityServerOptions)
   const transact: TransactionRunner = <T>(fn: (s: Stores) => Promise<T>) => inTransaction(database.db, (trx) => fn(createStores(trx, database.engine)));
 
   const metrics = createMetrics("beckon_is");
-  const homeservers =
-    options.homeservers ??
-    createHomeserverClient({
+  const ownClient = options.homeservers
+    ? undefined
+    : createHomeserverClient({
       map: config.homeservers,
       allowPrivate: config.outbound.allow_private || config.outbound.insecure_skip_tls_verify,
       insecureSkipTlsVerify: config.outbound.insecure_skip_tls_verify,
       timeoutMs: config.outbound.timeout,
       maxResponseBytes: config.outbound.max_response_size,
       logger,
+      clock,
     });
+  const homeservers: HomeserverClient = options.homeservers ?? ownClient!;
 
   let outbox: MailOutbox | undefined;
   let transportToClose: MailTransport | undefined;
@@ -286,6 +288,7 @@ export async function createIdentityServer(options: CreateIdentityServerOptions)
       await outbox?.stop();
       transportToClose?.close?.();
       hot?.close();
+      ownClient?.close();
       await database.close();
     },
   };
