@@ -6,8 +6,8 @@
 import { mailContext, type ContextOptions, type MailTemplateName } from "./context.js";
 import { renderBuiltin } from "./builtin.js";
 import { decodeEncodedWords, parseRenderedMessage } from "./parse-message.js";
-import { DEFAULT_SYDENT_BRAND, findTemplateFile, renderTemplateFile } from "./sydent-templates.js";
-import { headerSafe } from "./text.js";
+import { DEFAULT_SYDENT_BRAND, findTemplateFile, pythonQuote, renderTemplateFile } from "./sydent-templates.js";
+import { escapeHtml, headerSafe } from "./text.js";
 
 export interface RenderedMail {
   subject: string;
@@ -84,6 +84,42 @@ export function renderMail(template: MailTemplateName, vars: Record<string, unkn
       headers[name] = headerSafe(decodeEncodedWords(value), 900);
     }
   }
-  const text = parsed.text ?? htmlToText(parsed.html ?? "");
-  return { subject, headers, text, ...(parsed.html !== undefined ? { html: parsed.html } : {}) };
+  let text = parsed.text ?? htmlToText(parsed.html ?? "");
+  let html = parsed.html;
+  if (template === "invite") {
+    const fix = (body: string, forHtml: boolean) => retargetSignUrls(body, ctx.vars, forHtml);
+    text = fix(text, false);
+    if (html !== undefined) html = fix(html, true);
+  }
+  return { subject, headers, text, ...(html !== undefined ? { html } : {}) };
+}
+
+function escapeRegExp(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
+/**
+ * Sydent's stock invite templates hard-code the sign URL's host (`https://matrix.org/…/api/v1/
+ * sign-ed25519?token=…&private_key=…`, URL-encoded inside the join link). Such a link can only
+ * work on the identity server that stored the invite, so any sign URL carrying *this* invite's
+ * token and key is pointed at ours (`sign_url`), plain, HTML-escaped or URL-encoded. Operators can
+ * then use Sydent's templates unchanged.
+ */
+export function retargetSignUrls(body: string, vars: Record<string, string>, forHtml: boolean): string {
+  const token = vars.token;
+  const key = vars.ephemeral_private_key;
+  const ours = vars.sign_url;
+  if (!token || !key || !ours) return body;
+  const alt = (forms: string[]) => `(?:${[...new Set(forms)].map(escapeRegExp).join("|")})`;
+  const tok = alt([token, encodeURIComponent(token), pythonQuote(token, "/")]);
+  const k = alt([key, encodeURIComponent(key), pythonQuote(key, "/")]);
+  const path = "/_matrix/identity/(?:api/v1|v2)/sign-ed25519";
+  const plain = new RegExp(`https?://[^\\s"'<>/?#]+${path}\\?token=${tok}&(?:amp;)?private_key=${k}`, "g");
+  const encPath = "%2F_matrix%2Fidentity%2F(?:api%2Fv1|v2)%2Fsign-ed25519";
+  const encTok = alt([encodeURIComponent(token), pythonQuote(token, "")]);
+  const encKey = alt([encodeURIComponent(key), pythonQuote(key, ""), pythonQuote(key, "/")]);
+  const encoded = new RegExp(`https?%3A%2F%2F[A-Za-z0-9._~%-]+?${encPath}%3Ftoken%3D${encTok}%26private_key%3D${encKey}`, "g");
+  return body
+    .replace(encoded, () => encodeURIComponent(ours))
+    .replace(plain, () => (forHtml ? escapeHtml(ours) : ours));
 }

@@ -77,8 +77,28 @@ Content-Type: text/html; charset=UTF-8
 --%(multipart_boundary)s--
 `;
 
+// Like Sydent's stock templates: the sign URL's host is written into the template.
+const STOCK_J2 = `Subject: {{ subject_header_value|safe }}
+Content-Type: multipart/alternative; boundary="{{ multipart_boundary|safe }}"
+
+--{{ multipart_boundary|safe }}
+Content-Type: text/plain; charset=UTF-8
+
+{{ web_client_location }}/#/room/{{ room_id|urlencode }}?email={{ to|urlencode }}&signurl=https%3A%2F%2Fmatrix.org%2F_matrix%2Fidentity%2Fapi%2Fv1%2Fsign-ed25519%3Ftoken%3D{{ token|urlencode }}%26private_key%3D{{ ephemeral_private_key|urlencode }}&room_name={{ room_name|urlencode }}
+Or: https://vector.im/_matrix/identity/api/v1/sign-ed25519?token={{ token|safe }}&private_key={{ ephemeral_private_key|safe }}
+Unrelated: https://matrix.org/_matrix/identity/api/v1/sign-ed25519?token=OTHER&private_key={{ ephemeral_private_key|safe }}
+
+--{{ multipart_boundary|safe }}
+Content-Type: text/html; charset=UTF-8
+
+<a href="https://vector.im/_matrix/identity/api/v1/sign-ed25519?token={{ token }}&amp;private_key={{ ephemeral_private_key }}">sign</a>
+--{{ multipart_boundary|safe }}--
+`;
+
 before(() => {
   dir = mkdtempSync(join(tmpdir(), "beckon-mail-tpl-"));
+  mkdirSync(join(dir, "stock"));
+  writeFileSync(join(dir, "stock", "invite_template.eml.j2"), STOCK_J2);
   mkdirSync(join(dir, "fixture"));
   mkdirSync(join(dir, "legacy"));
   mkdirSync(join(dir, "matrix-org"));
@@ -167,6 +187,16 @@ test("legacy Sydent .eml templates (%(name)s, _forhtml, _forurl, %%)", () => {
   assert.equal(m.subject, "Legacy invite from Alice & Co");
   assert.equal(m.text, "100% legacy: <Team> chat café\n");
   assert.equal(m.html, '<p>&lt;Team&gt; chat</p><a href="https://x.example/?r=%21room%3Aexample.org">go</a>');
+});
+
+test("sign URLs hard-coded to another identity server are pointed at ours", () => {
+  const m = renderMail("invite", inviteVars({ ephemeral_private_key: "K/y+z_-" }), { templateDir: dir, brand: "stock" });
+  const ours = `${IS}/_matrix/identity/v2/sign-ed25519?token=TOKEN&private_key=K%2Fy%2Bz_-`;
+  const lines = m.text.split("\n");
+  assert.ok(lines[0]?.includes(`&signurl=${encodeURIComponent(ours)}&room_name=`), lines[0]);
+  assert.equal(lines[1], `Or: ${ours}`);
+  assert.ok(lines[2]?.includes("https://matrix.org/_matrix/identity/api/v1/sign-ed25519?token=OTHER"), "other invites' URLs are left alone");
+  assert.equal(m.html, `<a href="${ours.replace(/&/g, "&amp;")}">sign</a>`);
 });
 
 test("a broken operator template is a MailTemplateError", () => {
