@@ -105,15 +105,17 @@ export async function storeInvite(ctx: DomainContext, principal: Principal, req:
   const since = now - ctx.settings.inviteDedupeWindowMs;
   const dedupeLockKey = createHash("sha256").update(`${req.room_id}\u0000${req.sender}\u0000${req.medium}\u0000${address}`).digest().readInt32BE(0);
 
+  // Prepared outside the transaction (it holds the SQLite writer): wasted only on a duplicate.
+  const keys = generateEphemeralKeyPair(ctx.deterministicKeys ? ctx.randomBytes : undefined);
+  const token = randomString(ctx, 128, ALPHABET_LETTERS);
   const outcome = await ctx.transact(async (s) => {
     // Serialise identical requests on PostgreSQL (SQLite has one writer anyway).
     if (s.engine === "postgres") await sql`SELECT pg_advisory_xact_lock(${dedupeLockKey})`.execute(s.db);
     const dup = ctx.settings.inviteDedupeWindowMs > 0 ? await s.invites.findDuplicate(req.room_id, req.sender, req.medium, address, since, now) : undefined;
     if (dup) return { invite: dup, fresh: false };
     ctx.limits.check("storeInvite.sender", req.sender);
-    const keys = generateEphemeralKeyPair(ctx.deterministicKeys ? ctx.randomBytes : undefined);
     const invite: StoredInvite = {
-      token: randomString(ctx, 128, ALPHABET_LETTERS),
+      token,
       medium: req.medium,
       address,
       roomId: req.room_id,
