@@ -236,6 +236,15 @@ describe("onbind and third_party_signed verification", () => {
       const out = await api.verifyThirdPartySigned(ROOM, signed, BOB);
       assert.deepEqual(out, { sender: ALICE, stateKey: BOB, content: { membership: "invite", third_party_invite: { display_name: "Bob", signed } } });
     });
+    test("a later onbind of the same token (address bound afterwards) does not invite again, even after leaving", async () => {
+      const signed = await tps();
+      const ex = await api.verifyThirdPartySigned(ROOM, signed, BOB);
+      await rooms.sendEvent({ roomId: ROOM, sender: ex.sender, type: "m.room.member", stateKey: ex.stateKey, content: ex.content });
+      await rooms.sendEvent({ roomId: ROOM, sender: BOB, type: "m.room.member", stateKey: BOB, content: { membership: "join" } });
+      await rooms.sendEvent({ roomId: ROOM, sender: BOB, type: "m.room.member", stateKey: BOB, content: { membership: "leave" } });
+      assert.deepEqual(await api.onbind(body([await invite()])), {});
+      assert.equal(bobInvites().length, 1);
+    });
     test("for another user → 403", async () => {
       await rejectsMatrix(api.verifyThirdPartySigned(ROOM, await tps(), "@eve:hs.test"), "M_FORBIDDEN", 403);
     });

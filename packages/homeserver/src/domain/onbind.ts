@@ -156,8 +156,11 @@ export async function verifyThirdPartySigned(s: ThreepidServices, roomId: string
   if (block.sender !== undefined && block.sender !== out.invite.sender) {
     throw forbidden("third_party_signed.sender is not the sender of the third-party invite");
   }
-  // The invite is being used: it no longer holds back a new 3PID invite of the same address.
+  // The invite is being used: it no longer holds back a new 3PID invite of the same address,
+  // and a later onbind of the same token for this user (the address bound afterwards) must not
+  // invite again (spec-digest §7.3: Synapse would).
   await s.store.forgetPendingToken(roomId, block.token);
+  await s.store.markOnbindDone(roomId, block.token, block.mxid, s.deps.clock.now());
   return memberInvite(out.invite, out.displayName, block);
 }
 

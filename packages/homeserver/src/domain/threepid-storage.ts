@@ -198,6 +198,15 @@ export class ThreepidStore {
       .execute();
   }
 
+  /** Records that (room, token, mxid) was exchanged outside onbind (`join` with `third_party_signed`). */
+  async markOnbindDone(roomId: string, token: string, mxid: string, now: number): Promise<void> {
+    await this.db
+      .insertInto("threepid_onbind_claims")
+      .values({ room_id: roomId, token, mxid, state: "done", created_ts: now })
+      .onConflict((oc) => oc.columns(["room_id", "token", "mxid"]).doUpdateSet({ state: "done" }))
+      .execute();
+  }
+
   async releaseOnbind(roomId: string, token: string, mxid: string, createdTs?: number): Promise<void> {
     let q = this.db.deleteFrom("threepid_onbind_claims").where("room_id", "=", roomId).where("token", "=", token).where("mxid", "=", mxid);
     if (createdTs !== undefined) q = q.where("created_ts", "=", createdTs).where("state", "=", "pending");
