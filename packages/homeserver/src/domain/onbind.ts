@@ -169,7 +169,14 @@ type InviteOutcome = "done" | "refused" | "retry";
 /** A claim older than this is from a request that died; another may take it over. */
 const STALE_CLAIM_MS = 5 * 60_000;
 
-async function onbindOne(s: ThreepidServices, raw: unknown, validity: ValidityCache, index: number): Promise<InviteOutcome> {
+/** Per-request memo of lookups every invite of one onbind repeats (same invitee, few rooms). */
+interface OnbindMemo {
+  validity: ValidityCache;
+  users: Map<string, Promise<boolean>>;
+}
+
+async function onbindOne(s: ThreepidServices, raw: unknown, memo: OnbindMemo, index: number): Promise<InviteOutcome> {
+  const validity = memo.validity;
   const log = s.deps.logger;
   let inv;
   try {
@@ -204,7 +211,12 @@ async function onbindOne(s: ThreepidServices, raw: unknown, validity: ValidityCa
     log.warn(ctx, "onbind: room not hosted here (federation is not enabled); refused");
     return "refused";
   }
-  if (!(await s.deps.accounts.userExists(target))) {
+  let exists = memo.users.get(target);
+  if (!exists) {
+    exists = s.deps.accounts.userExists(target);
+    memo.users.set(target, exists);
+  }
+  if (!(await exists)) {
     log.warn(ctx, "onbind: no such local user; refused");
     return "refused";
   }
@@ -266,7 +278,7 @@ async function onbindOne(s: ThreepidServices, raw: unknown, validity: ValidityCa
  */
 export async function handleOnbind(s: ThreepidServices, body: OnbindRequest): Promise<Record<string, never>> {
   const invites = body.invites ?? [];
-  const validity: ValidityCache = new Map();
+  const memo: OnbindMemo = { validity: new Map(), users: new Map() };
   const outcomes: InviteOutcome[] = new Array<InviteOutcome>(invites.length);
   const concurrency = Math.max(1, s.deps.config.onbindConcurrency ?? 8);
   let next = 0;
@@ -275,7 +287,7 @@ export async function handleOnbind(s: ThreepidServices, body: OnbindRequest): Pr
       const i = next++;
       if (i >= invites.length) return;
       try {
-        outcomes[i] = await onbindOne(s, invites[i], validity, i);
+        outcomes[i] = await onbindOne(s, invites[i], memo, i);
       } catch (e) {
         s.deps.logger.error({ index: i, err: e }, "onbind: invite failed unexpectedly; will be retried");
         outcomes[i] = "retry";
