@@ -46,6 +46,7 @@ import { slashTolerantRouter } from "./http/descriptors-local.js";
 import { registerAccountRoutes } from "./http/client/account.js";
 import { registerAccountDataRoutes } from "./http/client/account-data.js";
 import { registerDiscoveryRoutes } from "./http/client/discovery.js";
+import { registerFilterRoutes } from "./http/client/filters.js";
 import { registerMembershipRoutes } from "./http/client/membership.js";
 import { registerProfileRoutes } from "./http/client/profile.js";
 import { registerRoomRoutes } from "./http/client/rooms.js";
@@ -161,7 +162,13 @@ export async function createHomeserver(opts: CreateHomeserverOptions): Promise<H
       },
       verifyThirdPartySigned: (roomId, signed, userId) => threepid.verifyThirdPartySigned(roomId, signed, userId),
     });
-    const sync = new Sync({ rooms: storage.rooms, notifier, clock, accountData: (userId, since) => storage.accounts.listAccountData(userId, since) });
+    const sync = new Sync({
+      rooms: storage.rooms,
+      notifier,
+      clock,
+      accountData: (userId, since) => storage.accounts.listAccountData(userId, since),
+      loadFilter: (userId, filterId) => storage.accounts.getFilter(userId, filterId),
+    });
     const accountData = new AccountData({ accounts: storage.accounts, rooms: storage.rooms, notifier });
 
     const m = createHttpApp({ logger, bodyLimit: config.http.body_limit });
@@ -192,6 +199,7 @@ export async function createHomeserver(opts: CreateHomeserverOptions): Promise<H
     registerMembershipRoutes(ctx);
     registerSyncRoutes(ctx);
     registerAccountDataRoutes(ctx);
+    registerFilterRoutes(ctx);
     registerThreepidRoutes(router, threepidDeps);
     registerFederationRoutes(router, threepidDeps);
     registerKeyRoutes(router, threepidDeps);

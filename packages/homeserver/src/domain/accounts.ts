@@ -64,6 +64,11 @@ export class Accounts {
     return this.deps.serverName;
   }
 
+  /** The account store (filters and other per-user records the HTTP layer keeps). */
+  get store(): AccountStore {
+    return this.deps.store;
+  }
+
   userIdFor(localpart: string): string {
     return `@${localpart}:${this.deps.serverName}`;
   }

@@ -55,6 +55,8 @@ export interface SyncResult {
 
 export interface SyncDeps {
   rooms: RoomStore;
+  /** A stored filter's JSON by ID (`POST user/{userId}/filter`). */
+  loadFilter?: (userId: string, filterId: string) => Promise<string | undefined>;
   /** The user's account data changed after `since` (all without); `roomId` "" = global. */
   accountData?: (userId: string, since?: number) => Promise<{ roomId: string; type: string; content: Record<string, unknown>; streamOrdering: number }[]>;
   notifier: Notifier;
@@ -118,7 +120,9 @@ export class Sync {
 
   /** One sync request: answers at once when there is news, else waits up to `timeoutMs`. */
   async sync(viewer: { userId: string; deviceId: string }, q: { since?: string | undefined; timeout?: number | undefined; filter?: string | undefined; full_state?: string | undefined }): Promise<SyncResult> {
-    const filter = parseSyncFilter(q.filter);
+    let filterText = q.filter;
+    if (filterText !== undefined && !filterText.trim().startsWith("{")) filterText = (await this.deps.loadFilter?.(viewer.userId, filterText)) ?? undefined;
+    const filter = parseSyncFilter(filterText);
     const since = q.full_state === "true" ? undefined : parseStreamToken(q.since);
     const timeout = Math.min(q.timeout ?? 0, MAX_TIMEOUT_MS);
     if (since === undefined || timeout <= 0) return this.compute(viewer, since, filter);

@@ -54,6 +54,9 @@ export interface AccountStore {
   /** Stores `value` unless a value exists; returns the stored value. */
   setSettingIfAbsent(name: string, value: string): Promise<string>;
   getSigningKey(): Promise<{ keyId: string; seed: string } | undefined>;
+  /** Stores a sync filter (the same JSON again gets the same ID). */
+  putFilter(userId: string, filterId: string, json: string): Promise<void>;
+  getFilter(userId: string, filterId: string): Promise<string | undefined>;
   /** Sets account data ("" room = global); returns its new stream position. */
   setAccountData(userId: string, roomId: string, type: string, content: Record<string, unknown>): Promise<number>;
   getAccountData(userId: string, roomId: string, type: string): Promise<Record<string, unknown> | undefined>;
@@ -203,6 +206,17 @@ export function createAccountStore(db: Kysely<HomeserverDB>, engine: Engine): Ac
       if (since !== undefined) q = q.where("stream_ordering", ">", since);
       const rows = await q.orderBy("stream_ordering").execute();
       return rows.map((r) => ({ roomId: r.room_id, type: r.type, content: JSON.parse(r.content) as Record<string, unknown>, streamOrdering: Number(r.stream_ordering) }));
+    },
+    async putFilter(userId, filterId, json) {
+      await db
+        .insertInto("hs_filters")
+        .values({ user_id: userId, filter_id: filterId, json })
+        .onConflict((oc) => oc.columns(["user_id", "filter_id"]).doNothing())
+        .execute();
+    },
+    async getFilter(userId, filterId) {
+      const r = await db.selectFrom("hs_filters").select("json").where("user_id", "=", userId).where("filter_id", "=", filterId).executeTakeFirst();
+      return r?.json;
     },
     async getSigningKey() {
       const v = await store.getSetting(SIGNING_KEY_SETTING);

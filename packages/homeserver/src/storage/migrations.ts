@@ -137,4 +137,16 @@ export const storageMigrations: Migration[] = [
         .execute();
     },
   },
+  {
+    id: "0003_hs_filters",
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable("hs_filters")
+        .addColumn("user_id", "text", (c) => c.notNull())
+        .addColumn("filter_id", "text", (c) => c.notNull())
+        .addColumn("json", "text", (c) => c.notNull())
+        .addPrimaryKeyConstraint("hs_filters_pk", ["user_id", "filter_id"])
+        .execute();
+    },
+  },
 ];

@@ -120,7 +120,14 @@ export interface AccountDataTable {
   stream_ordering: number;
 }
 
+export interface FiltersTable {
+  user_id: string;
+  filter_id: string;
+  json: string;
+}
+
 export interface HomeserverDB {
+  hs_filters: FiltersTable;
   hs_account_data: AccountDataTable;
   hs_settings: SettingsTable;
   hs_signing_keys: SigningKeysTable;

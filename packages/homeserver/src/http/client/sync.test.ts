@@ -139,6 +139,24 @@ describe("sync", () => {
     assert.ok(s1.rooms.invite[roomId]);
   });
 
+  it("stored filters (POST/GET user/{userId}/filter) apply to sync; push rules answer (matrix-js-sdk startClient)", async () => {
+    const f = await call(t.hs, "POST", `${C}/user/${enc(alice.userId)}/filter`, { token: alice.token, body: { room: { timeline: { limit: 1 } } } });
+    assert.equal(f.status, 200);
+    const id = f.body.filter_id as string;
+    const again = await call(t.hs, "POST", `${C}/user/${enc(alice.userId)}/filter`, { token: alice.token, body: { room: { timeline: { limit: 1 } } } });
+    assert.equal(again.body.filter_id, id);
+    assert.deepEqual((await call(t.hs, "GET", `${C}/user/${enc(alice.userId)}/filter/${id}`, { token: alice.token })).body, { room: { timeline: { limit: 1 } } });
+    assert.equal((await call(t.hs, "GET", `${C}/user/${enc(alice.userId)}/filter/nope`, { token: alice.token })).status, 404);
+    assert.equal((await call(t.hs, "POST", `${C}/user/${enc(bob.userId)}/filter`, { token: alice.token, body: {} })).status, 403);
+    const s = await sync(alice, `?filter=${id}`);
+    for (const r of Object.values(s.rooms.join)) assert.ok(r.timeline.events.length <= 1);
+    for (const path of ["/pushrules/", "/pushrules"]) {
+      const pr = await call(t.hs, "GET", `${C}${path}`, { token: alice.token });
+      assert.equal(pr.status, 200);
+      assert.ok((pr.body.global as Record<string, unknown>).override);
+    }
+  });
+
   it("invalid since token and filter are 400", async () => {
     assert.equal((await call(t.hs, "GET", `${C}/sync?since=zzz`, { token: alice.token })).status, 400);
     assert.equal((await call(t.hs, "GET", `${C}/sync?filter=${enc("{bad")}`, { token: alice.token })).status, 400);
