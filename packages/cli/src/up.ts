@@ -6,7 +6,7 @@
  */
 import { createServer } from "node:net";
 import { readFileSync, writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { isAbsolute, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
@@ -418,6 +418,13 @@ export async function runUp(argv: readonly string[], io: UpIo = {}): Promise<num
   return exitCode;
 }
 
+/** How to run this CLI from the current directory (`npx beckon` needs a bin link that a fresh clone lacks). */
+function beckonCommand(): string {
+  const bin = fileURLToPath(new URL("./bin.js", import.meta.url));
+  const rel = relative(process.cwd(), bin);
+  return `node ${rel.startsWith("..") || isAbsolute(rel) ? bin : rel}`;
+}
+
 function banner(b: { settings: UpSettings; hsName: string; hsRunning: boolean; isRunning: boolean; catcher: MailCatcher | undefined; notRunning: string[] }): string {
   const s = b.settings;
   const hsUrl = `http://127.0.0.1:${s.homeserverPort}`;
@@ -448,7 +455,7 @@ function banner(b: { settings: UpSettings; hsName: string; hsRunning: boolean; i
     "    2. Create a room:",
     `       curl -s -X POST ${hsUrl}/_matrix/client/v3/createRoom -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' -d '{"name":"Book club"}'`,
     "    3. Invite carol by email (looks the address up, then sends a third-party invite):",
-    `       npx beckon invite --homeserver ${hsUrl} --identity-server ${isUrl} --token "$TOKEN" '!ROOM_ID' carol@example.org`,
+    `       ${beckonCommand()} invite --homeserver ${hsUrl} --identity-server ${isUrl} --token "$TOKEN" '!ROOM_ID' carol@example.org`,
     `    4. ${mailUi ? `Open ${mailUi}` : "Look in the mailbox"}: carol's invitation names the room and alice, with a join link.`,
     "    5. Carol registers, validates her address (the link in the validation mail), binds it",
     "       via the homeserver, and finds the invite in her /sync.",
