@@ -369,6 +369,26 @@ describe("identity server client against a misbehaving identity server", () => {
     }
   });
 
+  test("oversized, TLS-failing and redirecting answers → 502", async () => {
+    for (const kind of ["too_large", "tls", "network"]) {
+      const c = createIdentityClient({
+        outbound: {
+          request: async () => {
+            throw Object.assign(new Error(kind), { name: "OutboundError", kind });
+          },
+        },
+        trust: { map: { x: "https://x.example.org" }, onlyMapped: false, allowPrivate: false },
+        serverName: "hs.test",
+        signingKey: { keyId: "ed25519:a", seed: HS_SEED },
+      });
+      await rejectsMatrix(c.lookup(c.resolve("x"), "t", "email", "a@b.c"), "M_UNKNOWN", 502);
+    }
+    fake.handlers.set("/_matrix/identity/v2/hash_details", (_r, res) => {
+      res.writeHead(302, { location: "http://10.0.0.1/" }).end();
+    });
+    await rejectsMatrix(client.lookup(is(), "swordfish", "email", "a@b.c"), "M_UNKNOWN", 502);
+  });
+
   test("a blocked target (outbound guard) → M_SERVER_NOT_TRUSTED", async () => {
     const c = createIdentityClient({
       outbound: {
