@@ -5,11 +5,13 @@
 import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { freePort, tempDir, waitFor } from "@beckon/test-support";
 import { portIsFree } from "./up.js";
+import { loadServerModule } from "./servers.js";
 
 const BIN = fileURLToPath(new URL("./bin.js", import.meta.url));
 
@@ -65,6 +67,8 @@ describe("beckon up (process)", () => {
     assert.match(out, new RegExp(`http://127\\.0\\.0\\.1:${p.ui}`));
     assert.match(out, new RegExp(`server name localhost:${p.hs}`));
     assert.doesNotMatch(out, /^\s+at .*\(.*:\d+:\d+\)$/m, "no stack trace");
+    const available = await Promise.all([loadServerModule("homeserver"), loadServerModule("identity-server")]);
+    if (available.every((m) => m.runCli)) assert.doesNotMatch(out, /NOT RUNNING/, "both servers exist, so both run");
     // The catcher answers whatever else happened.
     const page = await fetch(`http://127.0.0.1:${p.ui}/`);
     assert.equal(page.status, 200);
@@ -120,5 +124,27 @@ describe("beckon up (process)", () => {
     }
     await waitFor(async () => portIsFree(p.is), { timeoutMs: 20_000, what: "the orphaned identity server to stop" });
     assert.ok(r.proc.pid === undefined || !pidAlive(r.proc.pid));
+  });
+
+  it("says clearly when a server dies, and stops the rest", { timeout: 90_000 }, async (t) => {
+    const hsModule = await loadServerModule("homeserver");
+    if (!hsModule.runCli) {
+      t.skip(`no homeserver: ${hsModule.missing ?? ""}`);
+      return;
+    }
+    const dir = tempDir();
+    dirs.push(dir);
+    const p = await ports();
+    const r = run(["up", "--data-dir", dir.path, "--homeserver-port", String(p.hs), "--identity-port", String(p.is), "--mail-port", String(p.mail), "--mail-ui-port", String(p.ui)]);
+    procs.push(r.proc);
+    await waitFor(() => r.output().includes("Ctrl-C stops everything") || r.proc.exitCode !== null, { timeoutMs: 60_000, what: "the banner" });
+    // The children of this `beckon up` (started by this test), found by parent pid; the homeserver by its command line.
+    const kids = execFileSync("pgrep", ["-P", String(r.proc.pid)], { encoding: "utf8" }).split("\n").filter(Boolean).map(Number);
+    const hs = kids.find((pid) => readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("\0homeserver\0"));
+    assert.ok(hs, "the homeserver child process");
+    process.kill(hs, "SIGKILL");
+    assert.equal(await r.exited, 1);
+    assert.match(r.output(), /the homeserver stopped unexpectedly \(killed by SIGKILL\)/);
+    for (const port of [p.is, p.mail, p.ui]) assert.equal(await portIsFree(port), true, `port ${port} released`);
   });
 });
