@@ -98,6 +98,28 @@ for (const engine of ["sqlite", "postgres"] as Engine[]) {
       await waitForMembership(alice, roomId, frank.userId!, "join");
     });
 
+    it("SIGKILL of the identity server while an onbind delivery is pending: delivered after both are back", async () => {
+      const roomId = (await alice.createRoom({ name: "Pending delivery room" })).room_id;
+      const email = "heidi@example.org";
+      assert.equal((await inviteByEmail(alice, roomId, email, { identity: aliceIdentity })).status, "invited-by-3pid");
+      const heidi = await registerUser(stack, "heidi");
+      const heidiIdentity = await identityFor(stack, heidi);
+      const session = await validateByMail(stack, heidiIdentity, email);
+      await stack.stopServer("homeserver");
+      try {
+        await heidiIdentity.bind({ sid: session.sid, clientSecret: session.clientSecret, mxid: heidi.userId! });
+        // The delivery has failed at least once and waits for its retry; the process dies with it queued.
+        await new Promise((r) => setTimeout(r, 1000));
+        await stack.stopServer("identity-server", "SIGKILL");
+      } finally {
+        await stack.startServer("homeserver");
+        await stack.startServer("identity-server");
+      }
+      await waitForInvite(heidi, { roomId, timeoutMs: 90_000, pollMs: 5_000 });
+      await heidi.join(roomId);
+      await waitForMembership(alice, roomId, heidi.userId!, "join");
+    });
+
     it("SIGKILL of the homeserver mid-flow: room, third-party invite and accounts survive; the bind after the restart delivers", async () => {
       const roomId = (await alice.createRoom({ name: "Killed HS room" })).room_id;
       const email = "grace@example.org";
