@@ -29,6 +29,8 @@ export interface StateEntry {
 export type StateMap = Map<string, StateEntry>;
 
 const verify = (pk: Uint8Array, msg: Uint8Array, sig: Uint8Array): boolean => nodeCryptoProvider.ed25519VerifySync(pk, msg, sig);
+/** node:crypto SHA-256 for the event IDs the rules compute (the default is the portable pure-JS one). */
+const AUTH_OPTIONS = { hash: (b: Uint8Array): Uint8Array => nodeCryptoProvider.sha256Sync(b) };
 
 /** Notifier channel for a room's events. */
 export function roomChannel(roomId: string): string {
@@ -82,7 +84,7 @@ export class ChainBuilder {
     );
     const authState = new Map<string, PDU>();
     for (const a of auth) authState.set(stateKeyId(a.pdu.type, a.pdu.state_key ?? ""), a.pdu);
-    const result = checkEventAuth(pdu, authState, this.roomVersion, verify);
+    const result = checkEventAuth(pdu, authState, this.roomVersion, verify, AUTH_OPTIONS);
     if (!result.allowed) throw new MatrixError("M_FORBIDDEN", `Event not allowed: ${result.reason}`, 403);
     let unsigned: Record<string, unknown> | undefined;
     if (draft.stateKey !== undefined) {
