@@ -88,6 +88,16 @@ describe("matrix-bot-sdk IdentityClient calls (replayed) against beckon up", { t
     assert.deepEqual(r.json.mappings, {});
   });
 
+  it("what real clients send that the spec leaves open: send_attempt as a string, the token in the query", async () => {
+    const r = await call("POST", `${IS2()}/validate/email/requestToken?access_token=${encodeURIComponent(isToken)}`, undefined, {
+      client_secret: `str${Date.now().toString(36)}`,
+      email: "string-attempt@example.org",
+      send_attempt: "1",
+    });
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    assert.equal(typeof r.json.sid, "string");
+  });
+
   it("makeEmailInvite: state GETs with a trailing slash (errors ignored), profile, store-invite; nothing posted to the room", async () => {
     const state: Record<string, Record<string, unknown>> = {};
     for (const type of ["m.room.canonical_alias", "m.room.name", "m.room.avatar", "m.room.join_rules"]) {
