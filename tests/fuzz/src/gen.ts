@@ -137,6 +137,32 @@ const nastyValue: fc.Arbitrary<unknown> = fc.oneof(
   { weight: 1, arbitrary: fc.dictionary(fc.constantFrom("__proto__", "constructor", "toString", "hasOwnProperty", "", "a.b"), nastyScalar, { maxKeys: 3 }) },
 );
 
+/** Edge values of the same JSON type as `x`: they pass type checks and reach handler logic. */
+function sameTypeEdge(x: unknown): fc.Arbitrary<unknown> {
+  if (typeof x === "number") {
+    return fc.oneof(
+      fc.constantFrom(0, -0, -1, 1, 2 ** 31, 2 ** 31 - 1, -(2 ** 31), 2 ** 32, 1e6, 1e9, 1e12, Number.MAX_SAFE_INTEGER, Number.MIN_SAFE_INTEGER),
+      fc.integer(),
+      fc.maxSafeInteger(),
+    );
+  }
+  if (typeof x === "string") {
+    return fc.oneof(
+      // the commonest triggers get their own weight: empty, markup, NUL, line breaks
+      fc.constantFrom("", "<b>x</b>", `${x}\u0000`, `${x}\r\nX: y`),
+      fc.constantFrom(...NASTY_STRINGS),
+      fc.constant(x.toUpperCase()),
+      fc.constant(` ${x} `),
+      fc.string({ unit: "grapheme", maxLength: 30 }),
+      fc.integer({ min: 100, max: 5000 }).map((n) => x + "x".repeat(n)),
+    );
+  }
+  if (typeof x === "boolean") return fc.boolean();
+  if (Array.isArray(x)) return fc.constantFrom<unknown>([], x.concat(x), [x[0] ?? null, null]);
+  if (isObject(x)) return fc.constantFrom<unknown>({}, { ...x, "": null });
+  return nastyValue;
+}
+
 function nest(depth: number, leaf: unknown): unknown {
   let v: unknown = leaf;
   for (let i = 0; i < depth; i++) v = i % 2 ? [v] : { a: v };
@@ -166,7 +192,8 @@ export function mutate(example: unknown, depth = 0): fc.Arbitrary<unknown> {
           return copy;
         }),
       });
-      options.push({ weight: 6, arbitrary: fc.tuple(key, nastyValue).map(([k, val]) => ({ ...example, [k]: val })) });
+      options.push({ weight: 5, arbitrary: fc.tuple(key, nastyValue).map(([k, val]) => ({ ...example, [k]: val })) });
+      options.push({ weight: 8, arbitrary: key.chain((k) => sameTypeEdge(example[k]).map((val) => ({ ...example, [k]: val }))) });
       if (depth < 3) {
         options.push({
           weight: 4,
@@ -407,29 +434,71 @@ function fillPath(template: string, segments: Record<string, string>): string {
 export function caseArb(d: EndpointDescriptor, example: Example, paramPool: Record<string, string>): fc.Arbitrary<FuzzCase> {
   const templates = allPaths(d);
   const names = pathParams(d.path);
-  const segs = fc.record(Object.fromEntries(names.map((n) => [n, segmentArb(example.params?.[n] ?? paramPool[n])])) as Record<string, fc.Arbitrary<string>>);
+  const validOf = (n: string) => example.params?.[n] ?? paramPool[n];
+  const hostile = {
+    method: fc.oneof({ weight: 12, arbitrary: fc.constant(d.method) }, { weight: 1, arbitrary: fc.constantFrom(...METHODS) }),
+    segs: fc.record(Object.fromEntries(names.map((n) => [n, segmentArb(validOf(n))])) as Record<string, fc.Arbitrary<string>>),
+    query: queryArb(d, example.query),
+    auth: authArb(),
+    contentType: fc.oneof({ weight: 8, arbitrary: fc.constant<string | null>("application/json") }, { weight: 3, arbitrary: fc.constantFrom<string | null>(null, ...CONTENT_TYPES) }),
+    extraHeaders: fc.oneof({ weight: 8, arbitrary: fc.constant({}) }, { weight: 2, arbitrary: fc.constantFrom(...EXTRA_HEADERS) }),
+    body:
+      d.method === "GET" || d.method === "DELETE"
+        ? fc.oneof({ weight: 8, arbitrary: fc.constant<BodyChoice>({ kind: "none" }) }, { weight: 1, arbitrary: bodyArb(d, example.body) })
+        : bodyArb(d, example.body),
+  };
+  const validBody: BodyChoice = d.body && d.method !== "GET" ? { kind: "json", value: example.body ?? {} } : { kind: "none" };
+  const encQuery = new URLSearchParams(example.query ?? {}).toString();
+  const valid = {
+    method: fc.constant(d.method),
+    segs: fc.record(Object.fromEntries(names.map((n) => [n, validOf(n) !== undefined ? fc.constant(pctEncode(validOf(n) ?? "")) : segmentArb(undefined)])) as Record<string, fc.Arbitrary<string>>),
+    query: fc.constant(encQuery),
+    auth: fc.constant<AuthChoice>({ kind: "valid" }),
+    contentType: fc.constant<string | null>("application/json"),
+    extraHeaders: fc.constant<Record<string, string>>({}),
+    body: fc.constant(validBody),
+  };
+  type Dim = keyof typeof valid;
+  // Mutated-valid: most cases corrupt one dimension and keep the rest correct (so they reach the
+  // handler); some corrupt everything at once.
+  const focus = fc.oneof(
+    { weight: d.body ? 8 : 1, arbitrary: fc.constant<Dim | "all">("body") },
+    { weight: names.length > 0 ? 3 : 0, arbitrary: fc.constant<Dim | "all">("segs") },
+    { weight: d.query ? 3 : 1, arbitrary: fc.constant<Dim | "all">("query") },
+    { weight: 2, arbitrary: fc.constant<Dim | "all">("auth") },
+    { weight: 1, arbitrary: fc.constant<Dim | "all">("contentType") },
+    { weight: 1, arbitrary: fc.constant<Dim | "all">("extraHeaders") },
+    { weight: 1, arbitrary: fc.constant<Dim | "all">("method") },
+    { weight: 3, arbitrary: fc.constant<Dim | "all">("all") },
+  );
+  const pick = <K extends Dim>(f: Dim | "all", k: K) => (f === "all" || f === k ? hostile[k] : valid[k]) as (typeof hostile)[K];
   return fc
-    .record({
-      template: fc.constantFrom(...templates),
-      method: fc.oneof({ weight: 12, arbitrary: fc.constant(d.method) }, { weight: 1, arbitrary: fc.constantFrom(...METHODS) }),
-      segs,
-      query: queryArb(d, example.query),
-      auth: authArb(),
-      contentType: fc.oneof({ weight: 8, arbitrary: fc.constant<string | null>("application/json") }, { weight: 3, arbitrary: fc.constantFrom<string | null>(null, ...CONTENT_TYPES) }),
-      extraHeaders: fc.oneof({ weight: 8, arbitrary: fc.constant({}) }, { weight: 2, arbitrary: fc.constantFrom(...EXTRA_HEADERS) }),
-      body: d.method === "GET" || d.method === "DELETE" ? fc.oneof({ weight: 8, arbitrary: fc.constant<BodyChoice>({ kind: "none" }) }, { weight: 1, arbitrary: bodyArb(d, example.body) }) : bodyArb(d, example.body),
-    })
-    .map((r) => ({
-      target: d.id,
-      method: r.method,
-      template: r.template,
-      path: fillPath(r.template, r.segs),
-      query: r.query,
-      auth: r.auth,
-      contentType: r.contentType,
-      extraHeaders: r.extraHeaders,
-      body: r.body,
-    }));
+    .tuple(fc.constantFrom(...templates), focus)
+    .chain(([template, f]) =>
+      fc
+        .record({
+          method: pick(f, "method"),
+          segs: pick(f, "segs"),
+          query: pick(f, "query"),
+          auth: pick(f, "auth"),
+          contentType: pick(f, "contentType"),
+          extraHeaders: pick(f, "extraHeaders"),
+          body: pick(f, "body"),
+        })
+        .map(
+          (r): FuzzCase => ({
+            target: d.id,
+            method: r.method,
+            template,
+            path: fillPath(template, r.segs),
+            query: r.query,
+            auth: r.auth,
+            contentType: r.contentType,
+            extraHeaders: r.extraHeaders,
+            body: r.body,
+          }),
+        ),
+    );
 }
 
 /** Requests to paths no descriptor declares: 404/405 `M_UNRECOGNIZED`, never a crash. */

@@ -29,6 +29,13 @@ export function hasNonCanonicalNumber(x: unknown, depth = 0): boolean {
   return false;
 }
 
+function bodyText(c: FuzzCase): string {
+  if (c.body.kind === "json") return JSON.stringify(c.body.value) ?? "";
+  if (c.body.kind === "text") return c.body.text;
+  if (c.body.kind === "bytes") return Buffer.from(c.body.hex, "hex").toString("utf8");
+  return "";
+}
+
 function bodyHasNonCanonicalNumber(c: FuzzCase): boolean {
   if (c.body.kind === "json") return hasNonCanonicalNumber(c.body.value);
   if (c.body.kind === "text") return /\d\.\d|\d[eE][+-]?\d|\d{16,}/.test(c.body.text);
@@ -125,5 +132,18 @@ export const KNOWN_DEFECTS: DocumentedDefect[] = [
     matches: (c, v) =>
       v === "status 500" && (c.target === "identity.invite.store" || c.target === "identity.validate.email_request_token") && unusualAddress(emailOf(c) ?? ""),
     fixed: (res) => res.status === 400 && res.body.includes("M_INVALID_EMAIL"),
+  },
+  {
+    id: "DEF-6",
+    owner: "homeserver (identity-server client)",
+    summary:
+      "an `id_access_token` with a character that cannot go in an HTTP header (non-Latin-1 such as `푼` or U+FFFD, or a control character) makes the outbound call throw before sending: 502 \"Could not reach the identity server (network error)\" although the IS is up — should be 400 (M_INVALID_PARAM) or the IS's 401",
+    repro: {
+      method: "POST",
+      url: "/_matrix/client/v3/rooms/{roomId}/invite",
+      payload: '{"id_server":"is.fuzz.test","id_access_token":"\\ud478","medium":"email","address":"carol@example.org"}',
+    },
+    matches: (c, v) => /^status 50[24] although the peer is up/.test(v) && /"id_access_token":"(?:[^"\\]|\\.)*(?:[^\x20-\x7e"\\]|\\u)/.test(bodyText(c)),
+    fixed: (res) => res.status < 500 && matrixErrorBody(res),
   },
 ];

@@ -28,6 +28,11 @@ export interface FuzzTarget {
   knownGood(caseIndex: number): Promise<void>;
   /** Called after each case (e.g. to replace a token the case legitimately logged out). */
   afterCase?(c: FuzzCase): Promise<void>;
+  /**
+   * Whether a 502/504 answer to this case is right, i.e. the peer it needed is really unreachable
+   * (DECISIONS.md). Default: always (counted only).
+   */
+  peerErrorIsRight?(c: FuzzCase, body: string): boolean;
   /** Rewrites a case before sending (e.g. bounding long-poll timeouts). */
   adjust?(c: FuzzCase): FuzzCase;
 }
@@ -254,6 +259,9 @@ export async function runFuzz(t: FuzzTarget, opts: { numRuns: number; seed?: num
     }
     // `..` segments are resolved before routing: judge such a request as one to whatever path it became.
     const violations = checkResponse(d && reachesTemplate(String(request.url), c.template) ? d : undefined, c, res);
+    if ((res.status === 502 || res.status === 504) && t.peerErrorIsRight && !t.peerErrorIsRight(c, res.body)) {
+      violations.push(`status ${res.status} although the peer is up`);
+    }
     await t.afterCase?.(c);
     try {
       await t.knownGood(index);
