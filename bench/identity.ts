@@ -60,7 +60,7 @@ if (args.get("serve") === "true") {
     },
   });
   const server = await createIdentityServer({ config, logger: createLogger({ level: "silent" }) });
-  await server.ctx.stores.accounts.addToken(USER, TOKEN, Date.now());
+  if (!(await server.ctx.stores.accounts.tokenOwner(TOKEN))) await server.ctx.stores.accounts.addToken(USER, TOKEN, Date.now());
   const { url } = await server.start({ host: "127.0.0.1", port: 0 });
   process.stdout.write(`READY ${url}\n`);
   await new Promise(() => {});
@@ -201,8 +201,20 @@ try {
   results.mail_drain_s_after_last_invite = Number(((performance.now() - mailStart) / 1000).toFixed(1));
 
   // 4. RSS of the server process at `big` associations (after the runs; the SQLite page cache is ~2 MB by default).
-  results[`server_rss_mb_at_${big}`] = Number(rssMb(is.child.pid!).toFixed(1));
+  results[`server_rss_mb_after_load_at_${big}`] = Number(rssMb(is.child.pid!).toFixed(1));
+  const metricsText = await (await fetch(`${is.url}/metrics`)).text();
+  const heap = /beckon_is_nodejs_heap_size_used_bytes (\d+(?:\.\d+)?)/.exec(metricsText);
+  if (heap?.[1]) results.server_heap_used_mb_after_load = Number((Number(heap[1]) / 1024 / 1024).toFixed(1));
   await stop(is.child);
+
+  // 5. A fresh server process on the same database (`big` associations): RSS after a few lookups.
+  const fresh = await start(["--serve", `--db=${dbPath}`, `--smtp=${smtp.url}`]);
+  for (let i = 0; i < 50; i++) {
+    const r = await fetch(`${fresh.url}/_matrix/identity/v2/lookup`, { method: "POST", headers: auth, body: JSON.stringify({ algorithm: "sha256", pepper: PEPPER, addresses: [hashOf(i * 9973)] }) });
+    await r.arrayBuffer();
+  }
+  results[`fresh_server_rss_mb_at_${big}`] = Number(rssMb(fresh.child.pid!).toFixed(1));
+  await stop(fresh.child);
 } finally {
   await smtp.close();
   dir.cleanup();
