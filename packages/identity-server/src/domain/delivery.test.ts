@@ -11,6 +11,7 @@ import { waitFor } from "@beckon/test-support";
 import { startFakeHomeserver, type FakeHomeserver } from "../testing/fake-homeserver.js";
 import { startTestServer, type TestServer } from "../testing/harness.js";
 import { backoffMs } from "./delivery.js";
+import { engines } from "../testing/databases.js";
 
 const V2 = "/_matrix/identity/v2";
 
@@ -48,7 +49,8 @@ describe("backoffMs", () => {
   });
 });
 
-describe("onbind delivery (fake clock, fake homeserver)", () => {
+for (const engine of engines())
+describe(`onbind delivery (fake clock, fake homeserver, ${engine.name})`, { skip: engine.skip }, () => {
   let hs: FakeHomeserver;
   let t: TestServer;
   let clock: FakeClock;
@@ -60,7 +62,7 @@ describe("onbind delivery (fake clock, fake homeserver)", () => {
   before(async () => {
     hs = await startFakeHomeserver();
     clock = new FakeClock(1_700_000_000_000);
-    t = await startTestServer({ hs, clock, overrides: { delivery: { base_backoff: "1s", max_backoff: "8s", lease: "30s" } } });
+    t = await startTestServer({ hs, clock, engine: engine.name, overrides: { delivery: { base_backoff: "1s", max_backoff: "8s", lease: "30s" } } });
     alice = await t.register(id("alice"));
     bob = await t.register(id("bob"));
     carol = await t.register(id("carol"));
