@@ -180,6 +180,7 @@ export class Sync {
       return c;
     };
     const joinedSteady: MembershipRecord[] = [];
+    const invites: MembershipRecord[] = [];
     for (const m of memberships) {
       if (m.forgotten || m.streamOrdering > pos) continue;
       const changed = since === undefined || m.streamOrdering > since;
@@ -190,7 +191,7 @@ export class Sync {
           joinedSteady.push(m);
         }
       } else if (m.membership === "invite") {
-        if (changed) result.rooms.invite[m.roomId] = { invite_state: { events: await this.inviteState(m) } };
+        if (changed) invites.push(m);
       } else if (m.membership === "leave" || m.membership === "ban") {
         if (since === undefined ? filter.includeLeave : changed) {
           const from = since ?? 0;
@@ -208,6 +209,9 @@ export class Sync {
           };
         }
       }
+    }
+    if (invites.length > 0) {
+      for (const [roomId, events] of await this.inviteStates(invites)) result.rooms.invite[roomId] = { invite_state: { events } };
     }
     if (since !== undefined && joinedSteady.length > 0) {
       // A short window (the usual long-poll wake-up) is one range scan of the stream; a long
@@ -287,14 +291,36 @@ export class Sync {
     };
   }
 
-  /** Stripped state for an invite: room description, the inviter's member event, the invite itself. */
-  async inviteState(m: MembershipRecord): Promise<StrippedEvent[]> {
-    const invite = await this.deps.rooms.getEvent(m.eventId);
-    const keys = INVITE_STATE_TYPES.map((type) => ({ type, stateKey: "" }));
-    if (invite) keys.push({ type: "m.room.member", stateKey: invite.sender });
-    const state = await this.deps.rooms.getStateEvents(m.roomId, keys);
-    const out = [...state.values()].filter((e) => e.eventId !== m.eventId).map(strip);
-    if (invite) out.push(strip(invite));
-    return out;
+  /**
+   * Stripped state for invites (a few queries for any number of rooms): the room description,
+   * the inviter's member event, and the invite itself.
+   */
+  async inviteStates(ms: readonly MembershipRecord[]): Promise<Map<string, StrippedEvent[]>> {
+    const rooms = this.deps.rooms;
+    const invites = new Map((await rooms.getEvents(ms.map((m) => m.eventId))).map((e) => [e.eventId, e]));
+    const senders = ms.flatMap((m) => {
+      const inv = invites.get(m.eventId);
+      return inv ? [{ roomId: m.roomId, userId: inv.sender }] : [];
+    });
+    const state = await rooms.getStateOfRooms(
+      ms.map((m) => m.roomId),
+      INVITE_STATE_TYPES,
+      senders,
+    );
+    const byRoom = new Map<string, StrippedEvent[]>();
+    const inviteOf = new Map<string, string>();
+    for (const m of ms) {
+      byRoom.set(m.roomId, []);
+      inviteOf.set(m.roomId, m.eventId);
+    }
+    for (const e of state) {
+      if (e.eventId === inviteOf.get(e.roomId)) continue;
+      byRoom.get(e.roomId)?.push(strip(e));
+    }
+    for (const m of ms) {
+      const inv = invites.get(m.eventId);
+      if (inv) byRoom.get(m.roomId)?.push(strip(inv));
+    }
+    return byRoom;
   }
 }

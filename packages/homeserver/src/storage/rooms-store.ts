@@ -77,6 +77,10 @@ export interface RoomStore {
   withRoomWrite<T>(roomId: string, fn: (tx: RoomWriteTx) => Promise<T>): Promise<T>;
   getRoom(roomId: string): Promise<RoomRecord | undefined>;
   getEvent(eventId: string): Promise<EventRecord | undefined>;
+  /** Events by ID (missing ones are left out). */
+  getEvents(eventIds: readonly string[]): Promise<EventRecord[]>;
+  /** Current state of several rooms for the given types with an empty state key, plus (room, member) pairs. */
+  getStateOfRooms(roomIds: readonly string[], types: readonly string[], members: readonly { roomId: string; userId: string }[]): Promise<EventRecord[]>;
   /** Every current state event of the room. */
   getCurrentState(roomId: string): Promise<EventRecord[]>;
   getStateEvents(roomId: string, keys: readonly StateKey[]): Promise<Map<string, EventRecord>>;
@@ -401,6 +405,40 @@ export function createRoomStore(db: Kysely<HomeserverDB>, engine: Engine): RoomS
     async getEvent(eventId) {
       const r = await db.selectFrom("hs_events").selectAll().where("event_id", "=", eventId).executeTakeFirst();
       return r ? toEventRecord(r) : undefined;
+    },
+    async getEvents(eventIds) {
+      const out: EventRecord[] = [];
+      for (const part of chunks(eventIds, 500)) {
+        const rows = await raw<EventRow>(db, engine, `SELECT ${EVENT_COLS} FROM hs_events e WHERE e.event_id IN (${part.map(() => "?").join(", ")})`, part);
+        for (const r of rows) out.push(toEventRecord(r));
+      }
+      return out;
+    },
+    async getStateOfRooms(roomIds, types, members) {
+      const out: EventRecord[] = [];
+      if (types.length > 0) {
+        for (const part of chunks(roomIds, 200)) {
+          const rows = await raw<EventRow>(
+            db,
+            engine,
+            `SELECT ${EVENT_COLS} FROM hs_current_state cs JOIN hs_events e ON e.event_id = cs.event_id ` +
+              `WHERE cs.room_id IN (${part.map(() => "?").join(", ")}) AND cs.type IN (${types.map(() => "?").join(", ")}) AND cs.state_key = ''`,
+            [...part, ...types],
+          );
+          for (const r of rows) out.push(toEventRecord(r));
+        }
+      }
+      for (const part of chunks(members, 200)) {
+        const rows = await raw<EventRow>(
+          db,
+          engine,
+          `SELECT ${EVENT_COLS} FROM hs_current_state cs JOIN hs_events e ON e.event_id = cs.event_id ` +
+            `WHERE cs.type = 'm.room.member' AND (${part.map(() => "(cs.room_id = ? AND cs.state_key = ?)").join(" OR ")})`,
+          part.flatMap((m) => [m.roomId, m.userId]),
+        );
+        for (const r of rows) out.push(toEventRecord(r));
+      }
+      return out;
     },
     async getCurrentState(roomId) {
       const rows = await db

@@ -119,6 +119,9 @@ function contract(name: string, open: () => Promise<{ storage: HomeserverStorage
         (await s.rooms.getStreamRange(start + 4, start + 6)).map((e) => e.streamOrdering),
         [start + 5, start + 6],
       );
+      assert.deepEqual((await s.rooms.getEvents([recs[0]!.eventId, "$missing", recs[2]!.eventId])).map((e) => e.eventId).sort(), [recs[0]!.eventId, recs[2]!.eventId].sort());
+      const multi = await s.rooms.getStateOfRooms([room, "!other:hs"], ["m.room.name", "m.room.create"], [{ roomId: room, userId: "@a:hs" }]);
+      assert.deepEqual(multi.map((e) => `${e.type}|${e.stateKey}`).sort(), ["m.room.create|", "m.room.member|@a:hs", "m.room.name|"]);
       const back = await s.rooms.getRoomEvents(room, { dir: "b", upTo: start + 6, limit: 2 });
       assert.deepEqual(
         back.map((e) => e.type),
