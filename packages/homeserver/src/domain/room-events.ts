@@ -32,6 +32,9 @@ const verify = (pk: Uint8Array, msg: Uint8Array, sig: Uint8Array): boolean => no
 /** node:crypto SHA-256 for the event IDs the rules compute (the default is the portable pure-JS one). */
 const AUTH_OPTIONS = { hash: (b: Uint8Array): Uint8Array => nodeCryptoProvider.sha256Sync(b) };
 
+/** Largest PDU, in bytes of JSON (spec: 65 536). */
+const MAX_PDU_BYTES = 65_536;
+
 /** Notifier channel for a room's events. */
 export function roomChannel(roomId: string): string {
   return `room:${roomId}`;
@@ -65,6 +68,8 @@ export class ChainBuilder {
    * when the auth rules refuse it.
    */
   add(draft: EventDraft, extra: { txn?: NewEventRecord["txn"] } = {}): NewEventRecord {
+    if (Buffer.byteLength(draft.type) > 255) throw new MatrixError("M_INVALID_PARAM", "Event type is longer than 255 bytes", 400);
+    if (draft.stateKey !== undefined && Buffer.byteLength(draft.stateKey) > 255) throw new MatrixError("M_INVALID_PARAM", "State key is longer than 255 bytes", 400);
     const partial = { type: draft.type, sender: draft.sender, content: draft.content, ...(draft.stateKey !== undefined ? { state_key: draft.stateKey } : {}) };
     const auth = selectAuthEvents(partial, this.state);
     const { eventId, pdu } = buildPdu(
@@ -82,6 +87,8 @@ export class ChainBuilder {
       },
       this.key,
     );
+    // Size limits every server enforces (https://spec.matrix.org/v1.18/client-server-api/#size-limits).
+    if (Buffer.byteLength(JSON.stringify(pdu)) > MAX_PDU_BYTES) throw new MatrixError("M_TOO_LARGE", "Event is too large", 413);
     const authState = new Map<string, PDU>();
     for (const a of auth) authState.set(stateKeyId(a.pdu.type, a.pdu.state_key ?? ""), a.pdu);
     const result = checkEventAuth(pdu, authState, this.roomVersion, verify, AUTH_OPTIONS);

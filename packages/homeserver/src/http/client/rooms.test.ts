@@ -200,6 +200,15 @@ describe("homeserver HTTP: rooms", () => {
     assert.equal(events.filter((e) => e.streamOrdering > before).length, 10);
   });
 
+  it("events over 64 KiB are 413 M_TOO_LARGE; over-long types 400", async () => {
+    const roomId = await createRoom(t, alice);
+    const big = await call(t.hs, "PUT", `${C}/rooms/${enc(roomId)}/send/m.room.message/big`, { token: alice.token, body: { body: "x".repeat(70_000) } });
+    assert.equal(big.status, 413);
+    assert.equal(big.body.errcode, "M_TOO_LARGE");
+    const longType = await call(t.hs, "PUT", `${C}/rooms/${enc(roomId)}/send/${"t".repeat(300)}/lt`, { token: alice.token, body: {} });
+    assert.equal(longType.status, 400);
+  });
+
   it("messages paginate backwards and forwards", async () => {
     const roomId = await createRoom(t, alice);
     for (let i = 0; i < 5; i++) await call(t.hs, "PUT", `${C}/rooms/${enc(roomId)}/send/m.room.message/m${i}`, { token: alice.token, body: { body: `m${i}` } });
