@@ -1,13 +1,18 @@
 /** Address grammar and Sydent's redacted display names. */
 import { normalizeEmail } from "@beckon/protocol";
+import { isValidMailAddress } from "../mail/index.js";
 
 // One @, a local part and a domain without spaces, brackets, quotes, commas or further @s:
 // refuses display-name forms ("Name <a@b>") and multiple @s, as Sydent's tests require.
 const EMAIL = /^[^\s@<>()[\]",;:\\]{1,64}@[A-Za-z0-9\u00a0-\uffff](?:[A-Za-z0-9\u00a0-\uffff-]{0,62}[A-Za-z0-9\u00a0-\uffff])?(?:\.[A-Za-z0-9\u00a0-\uffff](?:[A-Za-z0-9\u00a0-\uffff-]{0,62}[A-Za-z0-9\u00a0-\uffff])?)*$/;
 
-/** Whether `address` (already normalised) is an email address we will mail. */
+/**
+ * Whether `address` (already normalised) is an email address we will mail: our grammar and the
+ * outbox's recipient rules (no controls, bidi or line separators), so a request is refused with
+ * 400 `M_INVALID_EMAIL` rather than failing when its mail is queued.
+ */
 export function isValidEmail(address: string): boolean {
-  return address.length >= 3 && address.length <= 500 && EMAIL.test(address);
+  return address.length >= 3 && address.length <= 500 && EMAIL.test(address) && isValidMailAddress(address);
 }
 
 /** Normalises an email for storage, comparison and hashing (DECISIONS: NFKC + lower case). */

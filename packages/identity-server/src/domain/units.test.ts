@@ -27,6 +27,8 @@ describe("address grammar", () => {
     assert.equal(isValidEmail("naughty nigel <perfectly.valid@mail.address>"), false);
     assert.equal(isValidEmail("x@"), false);
     assert.equal(isValidEmail("a@b\r\nBcc: c@d"), false);
+    // What the mail outbox refuses is refused here too (fuzz DEF-5): controls, bidi, U+2028.
+    for (const bad of ["a\u0000b@example.org", "a\u202eb@example.org", "a@exa\u2028mple.org", "a@exa\u0085mple.org"]) assert.equal(isValidEmail(bad), false, JSON.stringify(bad));
   });
   it("normalises msisdns", () => {
     assert.equal(normaliseMsisdn("GB", "07700 900123"), "447700900123");
