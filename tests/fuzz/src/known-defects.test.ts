@@ -30,6 +30,7 @@ for (const d of KNOWN_DEFECTS) {
       ...repro,
       url: fill(String(repro.url)),
       headers: { authorization: `Bearer ${token}`, "content-type": "application/json", ...(repro.headers as Record<string, string> | undefined) },
+      remoteAddress: "127.0.0.1",
       ...(typeof repro.payload === "string" ? { payload: fill(repro.payload) } : {}),
     });
     const fixed = d.fixed({ status: res.statusCode, body: res.body, contentType: String(res.headers["content-type"] ?? "") });

@@ -146,4 +146,18 @@ export const KNOWN_DEFECTS: DocumentedDefect[] = [
     matches: (c, v) => /^status 50[24] although the peer is up/.test(v) && /"id_access_token":"(?:[^"\\]|\\.)*(?:[^\x20-\x7e"\\]|\\u)/.test(bodyText(c)),
     fixed: (res) => res.status < 500 && matrixErrorBody(res),
   },
+  {
+    id: "DEF-7",
+    owner: "identity-server (3pid/unbind X-Matrix authentication)",
+    summary:
+      "`3pid/unbind` with an X-Matrix header fetches the signing keys of whatever `origin` the caller names (even when it is not the mxid's server) and echoes the network error to the caller (`connect ECONNREFUSED 127.0.0.1:1`, `DNS lookup of x failed: ENOTFOUND`): an unauthenticated port-scan/DNS oracle. Should be 403 M_FORBIDDEN when origin ≠ the mxid's server, before any connection, and a 502 without network details otherwise",
+    repro: {
+      method: "POST",
+      url: "/_matrix/identity/v2/3pid/unbind",
+      headers: { authorization: 'X-Matrix origin=localhost:1,key="ed25519:0",sig="a"' },
+      payload: '{"mxid":"{userId}","threepid":{"medium":"email","address":"a@example.org"}}',
+    },
+    matches: (c, v) => c.target === "identity.3pid.unbind" && c.auth.kind === "header" && c.auth.value.startsWith("X-Matrix") && /leaks internals|although the peer is up/.test(v),
+    fixed: (res) => matrixErrorBody(res) && !/ECONN|ENOTFOUND|127\.0\.0\.1/.test(res.body),
+  },
 ];
