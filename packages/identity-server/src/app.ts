@@ -224,7 +224,7 @@ export async function createIdentityServer(options: CreateIdentityServerOptions)
     { app, ...rest },
     { authenticators: identityAuthenticators(ctx, termsFingerprint(config.terms)), onResponse: (d, s, t) => metrics.onResponse(d, s, t) },
   );
-  registerIdentityRoutes(router, { ctx, pepper: new PepperCache(), serverKeys: new ServerKeyCache(homeservers, clock) });
+  registerIdentityRoutes(router, { ctx, pepper: new PepperCache(), serverKeys: new ServerKeyCache(homeservers, clock, logger) });
   if (config.metrics.enabled) metrics.registerMetricsRoute(app);
 
   const delivery = new DeliveryWorker(ctx, {

@@ -3,7 +3,7 @@
  * `bind` stores the association and, in the same transaction, queues an onbind delivery for
  * every pending unexpired invite of the address; the reply does not wait for delivery.
  */
-import { MatrixError, idServerName, isValidUserId, verifyXMatrixRequest, type UserId } from "@beckon/protocol";
+import { MatrixError, idServerName, isValidUserId, parseXMatrixHeader, verifyXMatrixRequest, type UserId } from "@beckon/protocol";
 import { DELIVERY_CHANNEL, type DomainContext } from "./context.js";
 import { hashAddress, PEPPER_SETTING } from "./lookup.js";
 import { canonicalEmail } from "./threepid.js";
@@ -79,8 +79,14 @@ export async function unbind(ctx: DomainContext, req: { mxid: string; threepid: 
 export async function verifyHomeserverUnbind(
   ctx: DomainContext,
   keys: ServerKeyCache,
-  req: { method: string; uri: string; content: unknown; authorization: string },
+  req: { method: string; uri: string; content: unknown; authorization: string; mxid: string },
 ): Promise<string> {
+  // Only the mxid's own homeserver may unbind: refuse any other origin before connecting anywhere
+  // (otherwise the key fetch would let callers probe arbitrary hosts).
+  const claimed = parseXMatrixHeader(req.authorization);
+  if (!isValidUserId(req.mxid) || idServerName(req.mxid as UserId) !== claimed.origin) {
+    throw new MatrixError("M_FORBIDDEN", "The requesting server does not host this user", 403);
+  }
   const auth = await verifyXMatrixRequest({
     method: req.method,
     uri: req.uri,

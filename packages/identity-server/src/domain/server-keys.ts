@@ -6,6 +6,7 @@
 import { MatrixError, decodeBase64, verifyJsonSignature, isJsonObject } from "@beckon/protocol";
 import { nodeCryptoProvider } from "@beckon/protocol/node";
 import type { Clock } from "@beckon/server-kit";
+import type { Logger } from "pino";
 import { HomeserverUnreachable, type HomeserverClient } from "./homeserver-client.js";
 
 const MAX_CACHE_MS = 3_600_000;
@@ -16,6 +17,7 @@ export class ServerKeyCache {
   constructor(
     private readonly client: HomeserverClient,
     private readonly clock: Clock,
+    private readonly logger?: Logger,
   ) {}
 
   /** The key `keyId` of `origin`, or undefined when the server does not publish it. Throws 502 when unreachable. */
@@ -35,8 +37,9 @@ export class ServerKeyCache {
     try {
       res = await this.client.request(origin, "/_matrix/key/v2/server", { method: "GET" });
     } catch (e) {
-      const why = e instanceof HomeserverUnreachable ? e.message : "request failed";
-      throw new MatrixError("M_UNKNOWN", `Unable to contact ${origin} to fetch its signing keys: ${why}`, 502);
+      // The reason stays in the logs: echoing network errors would make this an oracle.
+      this.logger?.warn({ origin, err: e instanceof HomeserverUnreachable ? e.message : String(e) }, "server key fetch failed");
+      throw new MatrixError("M_UNKNOWN", `Unable to contact ${origin} to fetch its signing keys`, 502);
     }
     const body = res.json();
     if (res.status !== 200 || !isJsonObject(body) || !isJsonObject(body.verify_keys)) {

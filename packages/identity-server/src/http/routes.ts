@@ -112,7 +112,7 @@ export function registerIdentityRoutes(router: Router<MaybePrincipal>, deps: Rou
   router.add(isUnbind, async ({ body, request }) => {
     const authorization = request.headers.authorization;
     if (typeof authorization === "string" && /^\s*X-Matrix\s/i.test(authorization)) {
-      const origin = await verifyHomeserverUnbind(ctx, serverKeys, { method: request.method, uri: request.url, content: request.body, authorization });
+      const origin = await verifyHomeserverUnbind(ctx, serverKeys, { method: request.method, uri: request.url, content: request.body, authorization, mxid: body.mxid });
       await unbind(ctx, body, { kind: "server", origin });
     } else if (body.sid !== undefined && body.client_secret !== undefined) {
       await unbind(ctx, body, { kind: "session", sid: body.sid, clientSecret: body.client_secret });

@@ -42,7 +42,7 @@ describe("3pid/unbind with X-Matrix (destination_is)", () => {
       hs.seed,
       nodeCryptoProvider,
     );
-    const payload = opts.tamper ? { ...content, mxid: "@mallory:evil.example" } : content;
+    const payload = opts.tamper ? { ...content, threepid: { medium: "email", address: "someone-else@example.org" } } : content;
     return t.is.app.inject({ method: "POST", url: URI, headers: { authorization }, payload: JSON.stringify(payload) });
   }
 
@@ -83,11 +83,23 @@ describe("3pid/unbind with X-Matrix (destination_is)", () => {
     assert.equal(await isBound("bob3@example.org"), true);
   });
 
-  it("an unreachable homeserver key endpoint → 502 M_UNKNOWN", async () => {
+  it("an unreachable homeserver key endpoint → 502 M_UNKNOWN without network details", async () => {
     // Not in the homeservers map: discovery targets 127.0.0.1:1, a loopback address the guard refuses.
     const r = await unbind({ mxid: "@bob:127.0.0.1:1", threepid: { medium: "email", address: "x@example.org" } }, { origin: "127.0.0.1:1" });
     assert.equal(r.statusCode, 502);
     assert.equal(r.json().errcode, "M_UNKNOWN");
     assert.match(r.json().error as string, /contact/);
+    assert.doesNotMatch(r.body, /ECONN|ENOTFOUND|blocked|loopback/);
+  });
+
+  it("an origin other than the mxid's server is refused before any connection (no key-fetch oracle)", async () => {
+    const r = await t.is.app.inject({
+      method: "POST",
+      url: URI,
+      headers: { authorization: 'X-Matrix origin=localhost:1,key="ed25519:0",sig="a"' },
+      payload: JSON.stringify({ mxid: bob(), threepid: { medium: "email", address: "a@example.org" } }),
+    });
+    assert.equal(r.statusCode, 403);
+    assert.equal(r.json().errcode, "M_FORBIDDEN");
   });
 });
