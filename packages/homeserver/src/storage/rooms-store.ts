@@ -239,6 +239,8 @@ interface CachedState {
   entries: Map<string, EventRecord | null>;
 }
 const STATE_CACHE_ROOMS = 2000;
+/** A room whose cached entries grow past this starts over (bounded memory for huge rooms). */
+const STATE_CACHE_ENTRIES_PER_ROOM = 5000;
 
 export function createRoomStore(db: Kysely<HomeserverDB>, engine: Engine): RoomStore {
   const stateCache = new Map<string, CachedState>();
@@ -383,6 +385,8 @@ export function createRoomStore(db: Kysely<HomeserverDB>, engine: Engine): RoomS
         staged = cache;
         return out;
       });
+      if (staged && staged.entries.size > STATE_CACHE_ENTRIES_PER_ROOM) staged = undefined;
+      if (!staged) stateCache.delete(roomId);
       if (staged) {
         stateCache.delete(roomId);
         if (stateCache.size >= STATE_CACHE_ROOMS) {
