@@ -224,6 +224,7 @@ export async function createHomeserver(opts: CreateHomeserverOptions): Promise<H
       async stop() {
         if (stopped) return;
         stopped = true;
+        sync.shutdown();
         await m.app.close();
         await storage.close();
       },

@@ -116,7 +116,16 @@ function emptyJoined(prevBatch: string): JoinedRoom {
 }
 
 export class Sync {
+  private closing = false;
+  private readonly waiters = new Set<() => void>();
+
   constructor(private readonly deps: SyncDeps) {}
+
+  /** Answers every waiting long-poll now (graceful shutdown must not wait for their timeouts). */
+  shutdown(): void {
+    this.closing = true;
+    for (const w of [...this.waiters]) w();
+  }
 
   /** One sync request: answers at once when there is news, else waits up to `timeoutMs`. */
   async sync(viewer: { userId: string; deviceId: string }, q: { since?: string | undefined; timeout?: number | undefined; filter?: string | undefined; full_state?: string | undefined }): Promise<SyncResult> {
@@ -135,7 +144,8 @@ export class Sync {
       wake?.();
     };
     const memberships = await this.deps.rooms.getUserMemberships(viewer.userId);
-    const unsubs = [this.deps.notifier.subscribe(userChannel(viewer.userId), onWake)];
+    this.waiters.add(onWake);
+    const unsubs = [this.deps.notifier.subscribe(userChannel(viewer.userId), onWake), () => this.waiters.delete(onWake)];
     for (const m of memberships) if (m.membership === "join") unsubs.push(this.deps.notifier.subscribe(roomChannel(m.roomId), onWake));
     const deadline = this.deps.clock.now() + timeout;
     try {
@@ -144,7 +154,7 @@ export class Sync {
         const r = await this.compute(viewer, since, filter);
         if (!isEmpty(r)) return r;
         const left = deadline - this.deps.clock.now();
-        if (left <= 0) return r;
+        if (left <= 0 || this.closing) return r;
         if (!woken) {
           await new Promise<void>((resolve) => {
             const cancel = this.deps.clock.setTimeout(() => resolve(), left);

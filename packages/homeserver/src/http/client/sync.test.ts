@@ -189,3 +189,25 @@ describe("sync long-poll timeout (fake clock)", () => {
     }
   });
 });
+
+describe("sync and shutdown", () => {
+  it("stop() answers waiting long-polls at once instead of waiting for their timeouts", async () => {
+    const t = await startTestHomeserver();
+    try {
+      const a = await registerUser(t.hs, "a");
+      await call(t.hs, "POST", `${C}/createRoom`, { token: a.token, body: {} });
+      const s0 = (await call(t.hs, "GET", `${C}/sync`, { token: a.token })).body as unknown as SyncBody;
+      const { url } = await t.hs.start({ host: "127.0.0.1", port: 0 });
+      const pending = fetch(`${url}${C}/sync?since=${s0.next_batch}&timeout=60000`, { headers: { authorization: `Bearer ${a.token}` } });
+      await new Promise((r) => setTimeout(r, 100));
+      const started = Date.now();
+      await t.hs.stop();
+      const r = await pending;
+      assert.equal(r.status, 200);
+      assert.equal(((await r.json()) as SyncBody).next_batch, s0.next_batch);
+      assert.ok(Date.now() - started < 5000, "stop did not wait for the long-poll's timeout");
+    } finally {
+      await t.close();
+    }
+  });
+});
