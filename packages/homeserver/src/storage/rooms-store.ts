@@ -246,7 +246,7 @@ export function createRoomStore(db: Kysely<HomeserverDB>, engine: Engine): RoomS
   const stateCache = new Map<string, CachedState>();
   const store: RoomStore = {
     async withRoomWrite(roomId, fn) {
-      let staged: CachedState | undefined;
+      let staged: { base: CachedState | undefined; startLatest: string; local: Map<string, EventRecord | null>; latestAfter: string } | undefined;
       const result = await inTransaction(db, async (trx) => {
         staged = undefined;
         const rows = await raw<HomeserverDB["hs_rooms"]>(
@@ -256,11 +256,14 @@ export function createRoomStore(db: Kysely<HomeserverDB>, engine: Engine): RoomS
           [roomId],
         );
         let room = rows[0] ? toRoomRecord(rows[0]) : undefined;
+        // Read through the shared cache when it matches the locked room; changes stay local
+        // until the commit (the shared cache is only touched afterwards).
         const hit = stateCache.get(roomId);
-        // Work on a copy: the shared cache changes only after a commit.
-        let cache: CachedState | undefined = room
-          ? { latestEventId: room.latestEventId, entries: hit && hit.latestEventId === room.latestEventId ? new Map(hit.entries) : new Map() }
-          : undefined;
+        let base = room && hit && hit.latestEventId === room.latestEventId ? hit : undefined;
+        const local = new Map<string, EventRecord | null>();
+        const startLatest = room?.latestEventId ?? "";
+        let latestAfter = startLatest;
+        const cached = (id: string): EventRecord | null | undefined => (local.has(id) ? local.get(id) : base?.entries.get(id));
         const tx: RoomWriteTx = {
           get room() {
             return room;
@@ -270,7 +273,7 @@ export function createRoomStore(db: Kysely<HomeserverDB>, engine: Engine): RoomS
             const missing: StateKey[] = [];
             for (const k of keys) {
               const id = stateKeyId(k.type, k.stateKey);
-              const c = cache?.entries.get(id);
+              const c = cached(id);
               if (c === undefined) missing.push(k);
               else if (c !== null) out.set(id, c);
             }
@@ -280,7 +283,7 @@ export function createRoomStore(db: Kysely<HomeserverDB>, engine: Engine): RoomS
                 const id = stateKeyId(k.type, k.stateKey);
                 const e = found.get(id);
                 if (e) out.set(id, e);
-                cache?.entries.set(id, e ?? null);
+                local.set(id, e ?? null);
               }
             }
             return out;
@@ -307,7 +310,7 @@ export function createRoomStore(db: Kysely<HomeserverDB>, engine: Engine): RoomS
               })
               .execute();
             room = { ...r, latestEventId: "", latestDepth: 0, latestStream: 0 };
-            cache = { latestEventId: "", entries: new Map() };
+            base = undefined;
           },
           async insertAlias(a) {
             await trx.insertInto("hs_aliases").values({ alias: a.alias, room_id: a.roomId, creator: a.creator, created_ts: a.now }).execute();
@@ -374,26 +377,31 @@ export function createRoomStore(db: Kysely<HomeserverDB>, engine: Engine): RoomS
               roomId,
             ]);
             room = { ...room, latestEventId: last.eventId, latestDepth: last.pdu.depth, latestStream: last.streamOrdering };
-            if (cache) {
-              for (const r of records) if (r.stateKey !== undefined) cache.entries.set(stateKeyId(r.type, r.stateKey), r);
-              cache.latestEventId = last.eventId;
-            }
+            for (const r of records) if (r.stateKey !== undefined) local.set(stateKeyId(r.type, r.stateKey), r);
+            latestAfter = last.eventId;
             return records;
           },
         };
         const out = await fn(tx);
-        staged = cache;
+        staged = room ? { base, startLatest, local, latestAfter } : undefined;
         return out;
       });
-      if (staged && staged.entries.size > STATE_CACHE_ENTRIES_PER_ROOM) staged = undefined;
-      if (!staged) stateCache.delete(roomId);
-      if (staged) {
+      if (!staged) {
         stateCache.delete(roomId);
+        return result;
+      }
+      // Extend the entry we read through when nothing replaced it meanwhile; else start over.
+      const cur = stateCache.get(roomId);
+      const target: CachedState = cur && cur === staged.base && cur.latestEventId === staged.startLatest ? cur : { latestEventId: "", entries: new Map() };
+      for (const [k, v] of staged.local) target.entries.set(k, v);
+      target.latestEventId = staged.latestAfter;
+      stateCache.delete(roomId);
+      if (target.entries.size <= STATE_CACHE_ENTRIES_PER_ROOM) {
         if (stateCache.size >= STATE_CACHE_ROOMS) {
           const oldest = stateCache.keys().next();
           if (!oldest.done) stateCache.delete(oldest.value);
         }
-        stateCache.set(roomId, staged);
+        stateCache.set(roomId, target);
       }
       return result;
     },
