@@ -10,6 +10,7 @@ import { waitFor } from "@beckon/test-support";
 import { systemClock } from "@beckon/server-kit";
 import { startFakeHomeserver } from "./testing/fake-homeserver.js";
 import { startTestServer } from "./testing/harness.js";
+import { engines } from "./testing/databases.js";
 
 const CHILD = fileURLToPath(new URL("./testing/child-server.js", import.meta.url));
 const V2 = "/_matrix/identity/v2";
@@ -36,7 +37,8 @@ function spawnServer(overrides: object): Promise<{ child: ChildProcess; url: str
   });
 }
 
-describe("identity server crash safety", () => {
+for (const engine of engines())
+describe(`identity server crash safety (${engine.name})`, { skip: engine.skip }, () => {
   it("SIGKILL mid-queue, restart: every invite delivered", { timeout: 60_000 }, async () => {
     const hs = await startFakeHomeserver();
     hs.behaviour = "hang";
@@ -45,7 +47,7 @@ describe("identity server crash safety", () => {
       delivery: { lease: "1s", base_backoff: "200ms", max_backoff: "1s" },
     };
     // Prepare the database in-process: invites for two addresses, both bound (deliveries queued).
-    const t = await startTestServer({ hs, clock: systemClock, overrides });
+    const t = await startTestServer({ hs, clock: systemClock, overrides, engine: engine.name });
     const url = t.databaseUrl;
     const alice = await t.register(`@alice:${hs.serverName}`);
     const tokens: string[] = [];
