@@ -26,7 +26,12 @@ function superviseByParent(): void {
   if (!process.send || process.env.BECKON_SUPERVISED !== "1") return;
   process.channel?.unref();
   process.once("disconnect", () => {
-    // The parent died without stopping us: shut down gracefully (the server's own SIGTERM handler).
+    // The parent died without stopping us. Our stdout/stderr pipes died with it: ignore their
+    // write errors, shut down gracefully (the server's own SIGTERM handler), and make sure the
+    // process ends even if a write to a dead pipe keeps the shutdown from finishing.
+    process.stdout.on("error", () => {});
+    process.stderr.on("error", () => {});
+    setTimeout(() => process.exit(1), 10_000).unref();
     process.kill(process.pid, "SIGTERM");
   });
 }

@@ -1,12 +1,13 @@
 /**
  * One server of `beckon up` as a child process (`node bin.js homeserver --config …`): its own
- * event loop, killable on its own. Its JSON log lines go to a file in the data dir; warnings
- * and errors (everything with --verbose) are also printed, prefixed with the server's name.
+ * event loop, killable on its own. Its stdout and stderr go straight to a log file in the data
+ * dir (not through a pipe: a pipe would break if `beckon up` died, and the server's logger then
+ * spins on EPIPE); `beckon up` follows the file and prints warnings, errors and plain lines
+ * (everything with --verbose), prefixed with the server's name.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { createWriteStream, mkdirSync, type WriteStream } from "node:fs";
+import { closeSync, fstatSync, mkdirSync, openSync, readSync } from "node:fs";
 import { dirname } from "node:path";
-import { createInterface } from "node:readline";
 
 export interface ChildOptions {
   /** `homeserver` or `identity-server` (the bin's subcommand). */
@@ -51,40 +52,67 @@ export function formatLogLine(title: string, line: string, verbose: boolean): st
   return `[${title}] ${level} ${typeof r.msg === "string" ? r.msg : ""}${err}`;
 }
 
+/** Follows a growing file from its current end; `poll()` hands complete new lines to `onLine`. */
+function followFile(file: string, onLine: (line: string) => void): { poll(): void; close(): void } {
+  const fd = openSync(file, "r");
+  let offset = fstatSync(fd).size;
+  let partial = "";
+  const buf = Buffer.alloc(64 * 1024);
+  return {
+    poll() {
+      for (;;) {
+        const n = readSync(fd, buf, 0, buf.length, offset);
+        if (n <= 0) break;
+        offset += n;
+        const lines = (partial + buf.subarray(0, n).toString("utf8")).split("\n");
+        partial = lines.pop() ?? "";
+        for (const line of lines) onLine(line);
+      }
+    },
+    close() {
+      if (partial) onLine(partial);
+      partial = "";
+      closeSync(fd);
+    },
+  };
+}
+
 export function startChild(opts: ChildOptions): ServerChild {
   mkdirSync(dirname(opts.logFile), { recursive: true });
-  const log: WriteStream = createWriteStream(opts.logFile, { flags: "a" });
-  const child = spawn(process.execPath, [opts.binPath, opts.command, ...opts.args], {
-    // Its own process group: a Ctrl-C reaches only `beckon up`, which stops the children in order.
-    detached: true,
-    // The IPC channel lets the child notice when `beckon up` itself dies (and stop too).
-    stdio: ["ignore", "pipe", "pipe", "ipc"],
-    env: { ...(opts.env ?? process.env), BECKON_SUPERVISED: "1" },
+  const out = openSync(opts.logFile, "a");
+  const follower = followFile(opts.logFile, (line) => {
+    const shown = formatLogLine(opts.title, line, opts.verbose);
+    if (shown !== undefined) opts.print(shown);
   });
+  let child: ChildProcess;
+  try {
+    child = spawn(process.execPath, [opts.binPath, opts.command, ...opts.args], {
+      // Its own process group: a Ctrl-C reaches only `beckon up`, which stops the children in order.
+      detached: true,
+      // The IPC channel lets the child notice when `beckon up` itself dies (and stop too).
+      stdio: ["ignore", out, out, "ipc"],
+      env: { ...(opts.env ?? process.env), BECKON_SUPERVISED: "1" },
+    });
+  } finally {
+    closeSync(out);
+  }
+  const timer = setInterval(() => follower.poll(), 100);
   let done = false;
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    child.once("exit", (code, signal) => {
+    const finish = (r: { code: number | null; signal: NodeJS.Signals | null }) => {
+      if (done) return;
       done = true;
-      resolve({ code, signal });
-    });
+      clearInterval(timer);
+      follower.poll();
+      follower.close();
+      resolve(r);
+    };
+    child.once("exit", (code, signal) => finish({ code, signal }));
     child.once("error", (e) => {
       opts.print(`[${opts.title}] could not start: ${e.message}`);
-      done = true;
-      resolve({ code: 1, signal: null });
+      finish({ code: 1, signal: null });
     });
   });
-  const pipe = (stream: NodeJS.ReadableStream | null, isErr: boolean) => {
-    if (!stream) return;
-    const rl = createInterface({ input: stream });
-    rl.on("line", (line) => {
-      log.write(line + "\n");
-      const shown = isErr ? (line.trim() ? `[${opts.title}] ${line}` : undefined) : formatLogLine(opts.title, line, opts.verbose);
-      if (shown !== undefined) opts.print(shown);
-    });
-  };
-  pipe(child.stdout, false);
-  pipe(child.stderr, true);
-  void exited.then(() => log.end());
   return {
     title: opts.title,
     process: child,
@@ -94,14 +122,14 @@ export function startChild(opts: ChildOptions): ServerChild {
     async stop(graceMs = 10_000) {
       if (done) return;
       child.kill("SIGTERM");
-      const timer = setTimeout(() => {
+      const t = setTimeout(() => {
         if (!done) {
           opts.print(`[${opts.title}] did not stop within ${Math.round(graceMs / 1000)} s; killing it`);
           child.kill("SIGKILL");
         }
       }, graceMs);
       await exited;
-      clearTimeout(timer);
+      clearTimeout(t);
     },
   };
 }

@@ -75,12 +75,14 @@ for (const engine of ["sqlite", "postgres"] as Engine[]) {
     it("SIGKILL of the identity server after the invite: the mail still goes out after the restart, and the invite works", async () => {
       const roomId = (await alice.createRoom({ name: "Killed IS room" })).room_id;
       const email = "frank@example.org";
+      const retries = () => stack.serverLog("identity-server").split("mail not sent; will retry").length - 1;
+      const before = retries();
       stack.smtp.setRefusing(true);
       try {
         assert.equal((await inviteByEmail(alice, roomId, email, { identity: aliceIdentity })).status, "invited-by-3pid");
-        // Kill between two delivery attempts (refused at once, retried after ~1 s and ~3 s), not during
-        // an SMTP conversation: a row claimed at the moment of the kill waits for its lease (5 min) instead.
-        await new Promise((r) => setTimeout(r, 2000));
+        // Kill right after a refused attempt was logged (its claim released, the next one ≥ 0.5 s away),
+        // not during an SMTP conversation: a row claimed at the moment of the kill waits for its lease (5 min).
+        await waitFor(() => retries() > before, { timeoutMs: 15_000, intervalMs: 10, what: "a refused delivery attempt in the IS log" });
         await stack.stopServer("identity-server", "SIGKILL");
       } finally {
         stack.smtp.setRefusing(false);

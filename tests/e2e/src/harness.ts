@@ -7,6 +7,7 @@
  * `beckon identity-server` as two processes a test can stop, SIGKILL and restart on their own.
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import { closeSync, fstatSync, openSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { freePort, tempDir, startSmtpReceiver, createTempDatabase, waitFor, type SmtpReceiver, type TempDatabase, type ReceivedMail } from "@beckon/test-support";
 import { IdentityClient, MatrixClient, ensureIdentityToken } from "@beckon/client";
@@ -23,15 +24,19 @@ export interface Proc {
   alive(): boolean;
 }
 
-function startProc(name: string, args: string[], env: NodeJS.ProcessEnv = {}): Proc {
-  const proc = spawn(process.execPath, [BIN, ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
-  let out = "";
-  const keep = (d: Buffer) => {
-    out += d.toString();
-    if (out.length > 2_000_000) out = out.slice(-1_000_000);
-  };
-  proc.stdout?.on("data", keep);
-  proc.stderr?.on("data", keep);
+/**
+ * Output goes to a file, not a pipe: if the test runner dies, a server writing to a broken pipe
+ * would spin on EPIPE instead of exiting.
+ */
+function startProc(name: string, args: string[], logFile: string, env: NodeJS.ProcessEnv = {}): Proc {
+  const fd = openSync(logFile, "a");
+  const start = fstatSync(fd).size;
+  let proc: ChildProcess;
+  try {
+    proc = spawn(process.execPath, [BIN, ...args], { stdio: ["ignore", fd, fd], env: { ...process.env, ...env } });
+  } finally {
+    closeSync(fd);
+  }
   let done = false;
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
     proc.once("exit", (code, signal) => {
@@ -39,7 +44,14 @@ function startProc(name: string, args: string[], env: NodeJS.ProcessEnv = {}): P
       r({ code, signal });
     }),
   );
-  return { name, proc, output: () => out, exited, alive: () => !done };
+  const output = () => {
+    try {
+      return readFileSync(logFile, "utf8").slice(start);
+    } catch {
+      return "";
+    }
+  };
+  return { name, proc, output, exited, alive: () => !done };
 }
 
 async function answering(url: string): Promise<boolean> {
@@ -76,6 +88,8 @@ export interface Stack {
   startServer(which: "homeserver" | "identity-server"): Promise<void>;
   /** All output so far (for failure messages). */
   logs(): string;
+  /** Separate mode: everything a server process has written (its JSON log lines), across restarts. */
+  serverLog(which: "homeserver" | "identity-server"): string;
   close(): Promise<void>;
 }
 
@@ -100,7 +114,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       if (!p.alive()) throw new Error(`${what}: the process exited:\n${p.output()}`);
     };
     const startServer = async (which: "homeserver" | "identity-server") => {
-      const p = startProc(which, [which, "--config", `${dir.path}/${which}.yaml`]);
+      const p = startProc(which, [which, "--config", `${dir.path}/${which}.yaml`], `${dir.path}/${which}.out`);
       servers.set(which, p);
       all.push(p);
       procs.push(p);
@@ -108,14 +122,14 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     };
 
     if (opts.mode === "up") {
-      const up = startProc("beckon up", ["up", ...common]);
+      const up = startProc("beckon up", ["up", ...common], `${dir.path}/up.out`);
       all.push(up);
       procs.push(up);
       await waitFor(() => up.output().includes("Ctrl-C stops everything") || !up.alive(), { timeoutMs: STARTUP_MS, what: "beckon up's banner" });
       if (!up.alive()) throw new Error(`beckon up exited:\n${up.output()}`);
       if (/NOT RUNNING/.test(up.output())) throw new Error(`beckon up did not start everything:\n${up.output()}`);
     } else {
-      const gen = startProc("configs", ["up", ...common, "--configs-only"]);
+      const gen = startProc("configs", ["up", ...common, "--configs-only"], `${dir.path}/configs.out`);
       const r = await gen.exited;
       if (r.code !== 0) throw new Error(`beckon up --configs-only failed:\n${gen.output()}`);
       await Promise.all([startServer("identity-server"), startServer("homeserver")]);
@@ -138,6 +152,13 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       },
       startServer,
       logs: () => all.map((p) => `=== ${p.name}\n${p.output().slice(-20_000)}`).join("\n"),
+      serverLog(which) {
+        try {
+          return readFileSync(`${dir.path}/${which}.out`, "utf8");
+        } catch {
+          return "";
+        }
+      },
       async close() {
         // Every child, even on failure: beckon up gets SIGINT (it stops its own children), the rest SIGTERM, then SIGKILL.
         await Promise.all(
