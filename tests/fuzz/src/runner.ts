@@ -52,6 +52,8 @@ export interface KnownDefect {
 export interface FuzzStats {
   cases: number;
   byTarget: Map<string, number>;
+  /** Cases per target answered 2xx (a target never succeeding means its example is wrong). */
+  okByTarget: Map<string, number>;
   byStatus: Map<number, number>;
   knownDefectHits: Map<string, number>;
   peerErrors: number;
@@ -241,7 +243,7 @@ export class InvariantViolation extends Error {}
  */
 export async function runFuzz(t: FuzzTarget, opts: { numRuns: number; seed?: number | undefined; knownDefects?: KnownDefect[] }): Promise<FuzzStats> {
   const byId = new Map(t.endpoints.map((d) => [d.id, d]));
-  const stats: FuzzStats = { cases: 0, byTarget: new Map(), byStatus: new Map(), knownDefectHits: new Map(), peerErrors: 0, peerErrorSamples: [], ms: 0 };
+  const stats: FuzzStats = { cases: 0, byTarget: new Map(), okByTarget: new Map(), byStatus: new Map(), knownDefectHits: new Map(), peerErrors: 0, peerErrorSamples: [], ms: 0 };
   const started = performance.now();
   let index = 0;
   const property = fc.asyncProperty(targetArb(t), async (raw) => {
@@ -253,6 +255,7 @@ export async function runFuzz(t: FuzzTarget, opts: { numRuns: number; seed?: num
     stats.cases++;
     stats.byTarget.set(c.target, (stats.byTarget.get(c.target) ?? 0) + 1);
     stats.byStatus.set(res.status, (stats.byStatus.get(res.status) ?? 0) + 1);
+    if (res.status < 300) stats.okByTarget.set(c.target, (stats.okByTarget.get(c.target) ?? 0) + 1);
     if (res.status === 502 || res.status === 504) {
       stats.peerErrors++;
       if (stats.peerErrorSamples.length < 3) stats.peerErrorSamples.push(`${describeCase(c)} → ${res.status} ${truncate(res.body, 200)}`);
@@ -297,6 +300,7 @@ export function fuzzSeed(): number | undefined {
 
 export function formatStats(name: string, s: FuzzStats): string {
   const statuses = [...s.byStatus.entries()].sort((a, b) => a[0] - b[0]).map(([k, n]) => `${k}×${n}`).join(" ");
+  const neverOk = [...s.byTarget.keys()].filter((k) => k !== "unknown-route" && !s.okByTarget.has(k));
   const known = [...s.knownDefectHits.entries()].map(([k, n]) => `${k}×${n}`).join(" ");
-  return `[fuzz] ${name}: ${s.cases} cases over ${s.byTarget.size} targets in ${(s.ms / 1000).toFixed(1)} s; statuses ${statuses}${s.peerErrors ? `; peer errors (502/504) ${s.peerErrors}, e.g. ${s.peerErrorSamples.join(" | ")}` : ""}${known ? `; known defects hit: ${known}` : ""}`;
+  return `[fuzz] ${name}: ${s.cases} cases over ${s.byTarget.size} targets in ${(s.ms / 1000).toFixed(1)} s; statuses ${statuses}${s.peerErrors ? `; peer errors (502/504) ${s.peerErrors}, e.g. ${s.peerErrorSamples.join(" | ")}` : ""}${known ? `; known defects hit: ${known}` : ""}${neverOk.length ? `; never 2xx: ${neverOk.join(", ")}` : ""}`;
 }

@@ -72,6 +72,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     database_url: `sqlite:${join(dir.path, "hs.db")}`,
     log_level: level,
     passwords: { scrypt_n: 1024 },
+    registration: { enabled: true, shared_secret: "fuzz-shared-secret" },
     // only_mapped: a fuzzed id_server is refused before any DNS lookup (tests stay on loopback).
     identity_servers: { map: { [IS_NAME]: isUrl }, only_mapped: true },
     outbound: { allow_private: true, timeout: "5s" },

@@ -75,6 +75,8 @@ export interface World {
   session: { sid: string; clientSecret: string; email: string; token: string };
   invite: { token: string; privateKey: string; publicKey: string; ephemeralKey: string };
   isPublicKey: string;
+  /** An OpenID token of alice (for `openid/userinfo` and IS `account/register`). */
+  openid: Record<string, unknown>;
 }
 
 function served(app: FastifyInstance, d: EndpointDescriptor): boolean {
@@ -130,6 +132,7 @@ export async function buildWorld(stack: Stack): Promise<World> {
   const sp = linkParams(inviteMail.text, "/_matrix/identity/v2/sign-ed25519");
   const keys = si.public_keys as { public_key: string }[];
   const pk = await ok(is, "GET", "/_matrix/identity/v2/pubkey/ed25519:0");
+  const openid = await ok(hs, "POST", `/_matrix/client/v3/user/${encodeURIComponent(alice.userId)}/openid/request_token`, { token: alice.token, body: {} });
   return {
     alice,
     bob,
@@ -144,6 +147,7 @@ export async function buildWorld(stack: Stack): Promise<World> {
     session: { sid, clientSecret, email, token },
     invite: { token: String(si.token), privateKey: sp.get("private_key") ?? "", publicKey: keys[0]?.public_key ?? "", ephemeralKey: keys[keys.length - 1]?.public_key ?? "" },
     isPublicKey: String(pk.public_key),
+    openid,
   };
 }
 
@@ -195,8 +199,8 @@ export function examples(w: World): Record<string, Example> {
       body: { medium: "email", address: "x@example.org", mxid: a.userId, invites: [{ medium: "email", address: "x@example.org", mxid: a.userId, room_id: w.roomId, sender: a.userId, signed }] },
     },
     "federation.3pid.onbind_put": { body: { medium: "email", address: "x@example.org", mxid: a.userId, invites: [] } },
-    "federation.openid.userinfo": { query: { access_token: "not-a-real-openid-token" } },
-    "identity.account.register": { body: { access_token: "unknown-openid", token_type: "Bearer", matrix_server_name: HS_NAME, expires_in: 3600 } },
+    "federation.openid.userinfo": { query: { access_token: String(w.openid.access_token) } },
+    "identity.account.register": { body: w.openid },
     "identity.account.logout": { body: {} },
     "identity.terms.accept": { body: { user_accepts: ["https://example.org/terms"] } },
     "identity.lookup.lookup": { body: { addresses: [lookupHash(w.session.email, "email", "matrixrocks")], algorithm: "sha256", pepper: "matrixrocks" } },
@@ -229,6 +233,8 @@ export function secretsOf(w: World): Record<string, string> {
     "the client secret": w.session.clientSecret,
     "the invite token": w.invite.token,
     "the ephemeral private key": w.invite.privateKey,
+    "alice's OpenID token": String(w.openid.access_token),
+    "the registration shared secret": "fuzz-shared-secret",
   };
 }
 
