@@ -194,8 +194,15 @@ export class RoomEvents {
   private readonly queues = new Map<string, Pending[]>();
 
   private async drain(roomId: string, q: Pending[]): Promise<void> {
+    let batch: Pending[] = [];
     try {
-      while (q.length > 0) await this.runBatch(roomId, q.splice(0, MAX_BATCH), true);
+      while (q.length > 0) {
+        batch = q.splice(0, MAX_BATCH);
+        await this.runBatch(roomId, batch, true);
+      }
+    } catch (e) {
+      // Not expected (runBatch settles every item itself); never leave a caller hanging.
+      for (const p of [...batch, ...q.splice(0)]) p.reject(e);
     } finally {
       this.queues.delete(roomId);
     }
