@@ -208,13 +208,14 @@ export class Rooms {
   /** `GET rooms/{roomId}/members`. */
   async members(roomId: string, userId: string, q: { membership?: string | undefined; not_membership?: string | undefined }): Promise<ClientEventOut[]> {
     await this.visibleUpTo(roomId, userId);
-    const ms = await this.deps.rooms.getRoomMemberships(roomId);
+    const ms = (await this.deps.rooms.getRoomMemberships(roomId)).filter(
+      (m) => (q.membership === undefined || m.membership === q.membership) && (q.not_membership === undefined || m.membership !== q.not_membership),
+    );
     const now = this.deps.clock.now();
+    const events = new Map((await this.deps.rooms.getEvents(ms.map((m) => m.eventId))).map((e) => [e.eventId, e]));
     const out: ClientEventOut[] = [];
     for (const m of ms) {
-      if (q.membership !== undefined && m.membership !== q.membership) continue;
-      if (q.not_membership !== undefined && m.membership === q.not_membership) continue;
-      const e = await this.deps.rooms.getEvent(m.eventId);
+      const e = events.get(m.eventId);
       if (e) out.push(toClientEvent(e, now));
     }
     return out;
