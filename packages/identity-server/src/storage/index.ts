@@ -38,8 +38,8 @@ export interface Stores {
 }
 
 /**
- * Binds the stores to `db`. `hot` (SQLite, outside transactions only) serves token checks and
- * hashed lookups from prepared statements on a read-only connection.
+ * Binds the stores to `db`. `hot` (SQLite, outside transactions only) serves token checks,
+ * association reads and hashed lookups from prepared statements on a read-only connection.
  */
 export function createStores(db: Kysely<IsDatabase>, engine: Engine, hot?: SqliteHotReads): Stores {
   const accounts = new KyselyAccountStore(db);
@@ -47,6 +47,7 @@ export function createStores(db: Kysely<IsDatabase>, engine: Engine, hot?: Sqlit
   if (hot) {
     accounts.tokenOwner = async (token) => hot.tokenOwner(token);
     associations.lookupHashes = async (hashes, now) => hot.lookupHashes(hashes, now);
+    associations.get = async (medium, address, now) => hot.association(medium, address, now);
   }
   return {
     db,

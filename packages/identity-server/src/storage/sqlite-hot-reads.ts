@@ -7,6 +7,7 @@
  */
 import Database from "better-sqlite3";
 import type { TokenOwner } from "./accounts.js";
+import type { Association } from "./associations.js";
 
 /** Padded IN-list sizes: a bounded set of prepared statements whatever the request sizes. */
 const SIZES = [1, 4, 16, 64, 256, 500];
@@ -15,6 +16,7 @@ export class SqliteHotReads {
   readonly #db: Database.Database;
   readonly #token: Database.Statement<[string], { user_id: string; consent_version: string | null }>;
   readonly #lookup = new Map<number, Database.Statement<unknown[], { lookup_hash: string; mxid: string }>>();
+  readonly #assoc: Database.Statement<[string, string, number, number], { mxid: string; ts: number; not_before: number; not_after: number }>;
 
   constructor(path: string) {
     this.#db = new Database(path, { readonly: true, fileMustExist: true });
@@ -22,6 +24,14 @@ export class SqliteHotReads {
     this.#token = this.#db.prepare(
       "SELECT t.user_id AS user_id, a.consent_version AS consent_version FROM is_access_tokens t JOIN is_accounts a ON a.user_id = t.user_id WHERE t.token = ?",
     );
+    this.#assoc = this.#db.prepare(
+      "SELECT mxid, ts, not_before, not_after FROM is_associations WHERE medium = ? AND address = ? AND not_before <= ? AND not_after > ?",
+    );
+  }
+
+  association(medium: string, address: string, now: number): Association | undefined {
+    const r = this.#assoc.get(medium, address, now, now);
+    return r ? { medium, address, mxid: r.mxid, ts: Number(r.ts), notBefore: Number(r.not_before), notAfter: Number(r.not_after) } : undefined;
   }
 
   tokenOwner(token: string): TokenOwner | undefined {
