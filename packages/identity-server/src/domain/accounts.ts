@@ -28,7 +28,7 @@ export async function registerAccount(
   } catch (e) {
     const why = e instanceof HomeserverUnreachable ? e.message : "request failed";
     ctx.logger.warn({ serverName, err: why }, "openid userinfo unreachable");
-    // NOTSPEC-ish: Sydent answers 500; DECISIONS ("no 500") → 502 for an unreachable peer.
+    // NOTSPEC: Sydent answers 500 M_UNKNOWN; DECISIONS ("no 500": a peer really unreachable is a 502).
     throw new MatrixError("M_UNKNOWN", `Unable to contact the homeserver ${serverName} to check the OpenID token`, 502);
   }
   if (res.status === 401 || res.status === 403 || res.status === 404) throw new MatrixError("M_UNAUTHORIZED", "The homeserver did not accept the OpenID token", 401);

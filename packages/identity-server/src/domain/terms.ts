@@ -22,7 +22,7 @@ export function termsFingerprint(terms: Record<string, TermsPolicyConfig>): stri
   return createHash("sha256").update(text).digest("base64url").slice(0, 22);
 }
 
-/** `POST terms`. Unknown URLs are refused (as Sydent does), nothing is stored then. */
+/** `POST terms`. Unknown URLs are refused, nothing is stored then (NOTSPEC: 400 `M_INVALID_PARAM`; Sydent says `M_UNKNOWN`). */
 export async function acceptTerms(ctx: DomainContext, principal: Principal, urls: readonly string[]): Promise<void> {
   const terms = ctx.settings.terms;
   const known = new Set<string>();

@@ -13,6 +13,7 @@ export function registerValidationRoutes(router: Router<MaybePrincipal>, { ctx }
     await submitToken(ctx, body, "email");
     return { success: true };
   });
+  // NOTSPEC (DECISIONS): the mail link needs no token; a failure is an HTML page with the error's status.
   router.add(isEmailSubmitTokenGet, async ({ query, reply }): Promise<typeof HANDLED> => {
     try {
       const session = await submitToken(ctx, { sid: query.sid ?? "", client_secret: query.client_secret ?? "", token: query.token ?? "" }, "email");
