@@ -1,0 +1,296 @@
+/**
+ * Support for the invite-lifecycle tests (issue 9): a server pair started through the `beckon`
+ * CLI with extra settings merged into the generated configs (`beckon up --configs-only --config`),
+ * optionally with the identity server in this process (for an injected clock), and small fake
+ * identity servers on 127.0.0.1 that the homeserver's identity-server map points at.
+ *
+ * The e2e harness (harness.ts) starts stacks with the generated configs only; these tests need a
+ * few settings changed (outbound timeout, fake identity servers in the map), hence this file.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { closeSync, fstatSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { fileURLToPath } from "node:url";
+import { createTempDatabase, freePort, startSmtpReceiver, tempDir, waitFor, type SmtpReceiver, type TempDatabase } from "@beckon/test-support";
+import { createIdentityServer, loadIdentityServerConfig, type IdentityServer } from "@beckon/identity-server";
+import type { Clock } from "@beckon/server-kit";
+import { encodeBase64, encodeBase64Url } from "@beckon/protocol";
+import { nodeCryptoProvider, signJsonSync } from "@beckon/protocol/node";
+import { randomBytes } from "node:crypto";
+
+const BIN = fileURLToPath(new URL("../../../packages/cli/dist/bin.js", import.meta.url));
+
+export type Engine = "sqlite" | "postgres";
+
+interface Child {
+  name: string;
+  proc: ChildProcess;
+  exited: Promise<unknown>;
+  alive(): boolean;
+  output(): string;
+}
+
+function spawnCli(name: string, args: string[], logFile: string): Child {
+  const fd = openSync(logFile, "a");
+  const start = fstatSync(fd).size;
+  let proc: ChildProcess;
+  try {
+    proc = spawn(process.execPath, [BIN, ...args], { stdio: ["ignore", fd, fd] });
+  } finally {
+    closeSync(fd);
+  }
+  let done = false;
+  const exited = new Promise((r) => proc.once("exit", (code, signal) => ((done = true), r({ code, signal }))));
+  return {
+    name,
+    proc,
+    exited,
+    alive: () => !done,
+    output: () => {
+      try {
+        return readFileSync(logFile, "utf8").slice(start);
+      } catch {
+        return "";
+      }
+    },
+  };
+}
+
+async function answers(url: string): Promise<boolean> {
+  try {
+    const r = await fetch(url, { signal: AbortSignal.timeout(1000) });
+    await r.arrayBuffer();
+    return r.status < 500;
+  } catch {
+    return false;
+  }
+}
+
+export interface LifeStackOptions {
+  engine: Engine;
+  /** Merged into the generated homeserver config. */
+  homeserver?: Record<string, unknown>;
+  /** Merged into the generated identity-server config. */
+  identityServer?: Record<string, unknown>;
+  /** Run the identity server in this process with this clock (the CLI cannot inject one). */
+  inProcessIdentityClock?: Clock;
+}
+
+export interface LifeStack {
+  hsUrl: string;
+  isUrl: string;
+  hsName: string;
+  /** `localhost:<is port>`: the identity server's server name. */
+  isName: string;
+  smtp: SmtpReceiver;
+  /** Set when the identity server runs in this process. */
+  is?: IdentityServer;
+  logs(): string;
+  close(): Promise<void>;
+}
+
+export async function startLifeStack(opts: LifeStackOptions): Promise<LifeStack> {
+  const dir = tempDir("beckon-life-");
+  const smtp = await startSmtpReceiver();
+  let db: TempDatabase | undefined;
+  const children: Child[] = [];
+  let inProcess: IdentityServer | undefined;
+  const cleanup = async () => {
+    await Promise.all(
+      children.map(async (c) => {
+        if (!c.alive()) return;
+        c.proc.kill("SIGTERM");
+        const t = setTimeout(() => c.proc.kill("SIGKILL"), 10_000);
+        await c.exited;
+        clearTimeout(t);
+      }),
+    );
+    await inProcess?.stop().catch(() => {});
+    await smtp.close();
+    await db?.drop().catch(() => {});
+    dir.cleanup();
+  };
+  try {
+    if (opts.engine === "postgres") db = await createTempDatabase("beckon_life");
+    const hsPort = await freePort();
+    let isPort = await freePort();
+    while (isPort === hsPort) isPort = await freePort();
+    const beckonYaml = `${dir.path}/beckon.yaml`;
+    writeFileSync(beckonYaml, JSON.stringify({ homeserver: opts.homeserver ?? {}, identity_server: opts.identityServer ?? {} }));
+    const args = ["up", "--configs-only", "--config", beckonYaml, "--data-dir", dir.path, "--homeserver-port", String(hsPort), "--identity-port", String(isPort), "--smtp-url", smtp.url];
+    if (db) args.push("--database-url", db.url);
+    const gen = spawnCli("configs", args, `${dir.path}/configs.out`);
+    await gen.exited;
+    if (gen.proc.exitCode !== 0) throw new Error(`beckon up --configs-only failed:\n${gen.output()}`);
+    const hsUrl = `http://127.0.0.1:${hsPort}`;
+    const isUrl = `http://127.0.0.1:${isPort}`;
+    const waitUp = async (url: string, c: Child | undefined, what: string) => {
+      await waitFor(async () => (await answers(url)) || (c !== undefined && !c.alive()), { timeoutMs: 60_000, intervalMs: 100, what });
+      if (c && !c.alive()) throw new Error(`${what} exited:\n${c.output()}`);
+    };
+    const hs = spawnCli("homeserver", ["homeserver", "--config", `${dir.path}/homeserver.yaml`], `${dir.path}/homeserver.out`);
+    children.push(hs);
+    let isChild: Child | undefined;
+    if (opts.inProcessIdentityClock) {
+      const config = loadIdentityServerConfig({ file: `${dir.path}/identity-server.yaml`, env: {}, overrides: { log_level: "warn" } });
+      inProcess = await createIdentityServer({ config, clock: opts.inProcessIdentityClock });
+      await inProcess.start();
+    } else {
+      isChild = spawnCli("identity-server", ["identity-server", "--config", `${dir.path}/identity-server.yaml`], `${dir.path}/identity-server.out`);
+      children.push(isChild);
+    }
+    await Promise.all([waitUp(`${hsUrl}/_matrix/client/versions`, hs, "the homeserver"), waitUp(`${isUrl}/_matrix/identity/versions`, isChild, "the identity server")]);
+    return {
+      hsUrl,
+      isUrl,
+      hsName: `localhost:${hsPort}`,
+      isName: `localhost:${isPort}`,
+      smtp,
+      ...(inProcess ? { is: inProcess } : {}),
+      logs: () => children.map((c) => `=== ${c.name}\n${c.output().slice(-20_000)}`).join("\n"),
+      close: cleanup,
+    };
+  } catch (e) {
+    await cleanup();
+    throw e;
+  }
+}
+
+// ── fake identity servers ──────────────────────────────────────────────────
+
+export type FakeAnswer = { status: number; json?: unknown; raw?: string } | "hang" | "destroy";
+export type FakeHandler = (req: { method: string; path: string; query: URLSearchParams; headers: IncomingMessage["headers"]; body: string }) => FakeAnswer | Promise<FakeAnswer>;
+
+export interface FakeServer {
+  url: string;
+  port: number;
+  requests: { method: string; path: string }[];
+  handler: FakeHandler;
+  close(): Promise<void>;
+}
+
+/** A plain HTTP server on 127.0.0.1 answering with `handler` (replaceable at any time). */
+export async function startFakeServer(handler: FakeHandler): Promise<FakeServer> {
+  const hanging = new Set<ServerResponse>();
+  const fake: FakeServer = { url: "", port: 0, requests: [], handler, close: async () => {} };
+  const server: Server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      const u = new URL(req.url ?? "/", "http://x");
+      fake.requests.push({ method: req.method ?? "GET", path: u.pathname });
+      Promise.resolve(fake.handler({ method: req.method ?? "GET", path: u.pathname, query: u.searchParams, headers: req.headers, body: Buffer.concat(chunks).toString("utf8") }))
+        .then((a) => {
+          if (a === "hang") return void hanging.add(res);
+          if (a === "destroy") return void req.socket.destroy();
+          res.writeHead(a.status, { "content-type": "application/json" });
+          res.end(a.raw ?? JSON.stringify(a.json ?? {}));
+        })
+        .catch(() => req.socket.destroy());
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+  const port = (server.address() as AddressInfo).port;
+  fake.port = port;
+  fake.url = `http://127.0.0.1:${port}`;
+  fake.close = async () => {
+    for (const res of hanging) res.socket?.destroy();
+    server.closeAllConnections();
+    await new Promise<void>((r) => server.close(() => r()));
+  };
+  return fake;
+}
+
+/** An ed25519 key pair, its public key in both alphabets. */
+export interface TestKey {
+  seed: Uint8Array;
+  publicKey: Uint8Array;
+  /** standard, unpadded */
+  std: string;
+  /** URL-safe, padded */
+  urlPadded: string;
+}
+
+/** A fresh key whose standard and URL-safe encodings differ (so an alphabet mix-up shows). */
+export function newTestKey(): TestKey {
+  for (;;) {
+    const seed = new Uint8Array(randomBytes(32));
+    const publicKey = nodeCryptoProvider.ed25519PublicKeySync(seed);
+    const std = encodeBase64(publicKey);
+    if (!/[+/]/.test(std)) continue;
+    return { seed, publicKey, std, urlPadded: urlSafePadded(std) };
+  }
+}
+
+/** Any base64 text → URL-safe with padding. */
+export function urlSafePadded(b64: string): string {
+  const s = b64.replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  return s + "=".repeat((4 - (s.length % 4)) % 4);
+}
+
+export { encodeBase64Url };
+
+/** Signs `{mxid, token, sender}` as an identity server would for onbind / third_party_signed. */
+export function signInvite(signed: { mxid: string; token: string; sender: string }, entity: string, key: TestKey, alphabet: "std" | "url" = "std"): Record<string, unknown> {
+  const out = signJsonSync(signed, entity, "ed25519:0", key.seed, nodeCryptoProvider);
+  if (alphabet === "url") {
+    const sig = out.signatures[entity]!["ed25519:0"]!;
+    return { ...signed, signatures: { [entity]: { "ed25519:0": urlSafePadded(sig) } } };
+  }
+  return out;
+}
+
+/**
+ * A fake identity server whose lookups find nobody and whose store-invite hands out invites
+ * signed with keys this test holds, so onbind requests can be built by hand. Its isvalid answer
+ * follows `validity` ("ok", or "destroy" to be unreachable).
+ */
+export interface KeyedFakeIs {
+  server: FakeServer;
+  /** token → key of each invite stored. */
+  invites: Map<string, { key: TestKey; roomId: string; address: string }>;
+  validity: "ok" | "destroy";
+  /** How store-invite encodes the public key. */
+  alphabet: "std" | "urlPadded";
+  close(): Promise<void>;
+}
+
+export async function startKeyedFakeIs(): Promise<KeyedFakeIs> {
+  const state: KeyedFakeIs = { server: undefined as unknown as FakeServer, invites: new Map(), validity: "ok", alphabet: "std", close: async () => {} };
+  const server = await startFakeServer(({ method, path, query, body }) => {
+    if (path.endsWith("/hash_details")) return { status: 200, json: { lookup_pepper: "pepper", algorithms: ["sha256", "none"] } };
+    if (path.endsWith("/lookup")) return { status: 200, json: { mappings: {} } };
+    if (method === "POST" && path.endsWith("/store-invite")) {
+      const b = JSON.parse(body) as { room_id: string; address: string };
+      const key = newTestKey();
+      const token = `tok${randomBytes(9).toString("hex")}`;
+      state.invites.set(token, { key, roomId: b.room_id, address: b.address });
+      const pk = state.alphabet === "std" ? key.std : key.urlPadded;
+      const kvu = `${server.url}/_matrix/identity/v2/pubkey/isvalid`;
+      return { status: 200, json: { token, public_key: pk, public_keys: [{ public_key: pk, key_validity_url: kvu }], display_name: "som...@exa..." } };
+    }
+    if (path.endsWith("/pubkey/isvalid")) {
+      if (state.validity === "destroy") return "destroy";
+      const pk = query.get("public_key") ?? "";
+      const known = [...state.invites.values()].some((i) => i.key.std === pk || i.key.urlPadded === pk);
+      return { status: 200, json: { valid: known } };
+    }
+    return { status: 404, json: { errcode: "M_UNRECOGNIZED", error: "fake" } };
+  });
+  state.server = server;
+  state.close = () => server.close();
+  return state;
+}
+
+/** Reads a counter from a Prometheus text exposition (sum over labels). */
+export async function metric(url: string, name: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
+  let sum = 0;
+  for (const line of text.split("\n")) {
+    if (line.startsWith("#")) continue;
+    const m = /^([A-Za-z_:][\w:]*)(\{[^}]*\})?\s+([\d.eE+-]+)$/.exec(line.trim());
+    if (m && m[1]!.endsWith(name)) sum += Number(m[3]);
+  }
+  return sum;
+}
