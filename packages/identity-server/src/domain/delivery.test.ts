@@ -181,6 +181,29 @@ describe(`onbind delivery (fake clock, fake homeserver, ${engine.name})`, { skip
 });
 
 describe("onbind delivery worker (real clock): woken by bind, no polling wait", () => {
+  it("shutdown aborts an onbind the homeserver never answers; the invite stays queued", async () => {
+    const hs = await startFakeHomeserver();
+    hs.behaviour = "hang";
+    const t = await startTestServer({ hs, clock: systemClock });
+    try {
+      t.is.startWorkers();
+      const alice = await t.register(`@alice:${hs.serverName}`);
+      const bob = await t.register(`@bob:${hs.serverName}`);
+      await storeInvites(t, alice, `@alice:${hs.serverName}`, "hang@example.org", ["!h:hs.example"]);
+      await validateAndBind(t, bob, `@bob:${hs.serverName}`, "hang@example.org");
+      await waitFor(() => hs.onbinds.length > 0, { timeoutMs: 5000, what: "onbind in flight" });
+      const started = Date.now();
+      await t.is.delivery.stop();
+      assert.ok(Date.now() - started < 2000, "stop does not wait for the request timeout");
+      const rows = await t.is.ctx.stores.delivery.list();
+      assert.equal(rows[0]?.state, "pending");
+      assert.equal(rows[0]?.attempts, 1);
+    } finally {
+      await t.close();
+      await hs.close();
+    }
+  });
+
   it("delivers within a second of the bind", async () => {
     const hs = await startFakeHomeserver();
     const t = await startTestServer({ hs, clock: systemClock });

@@ -51,6 +51,8 @@ export class DeliveryWorker {
   #running: Promise<number> | undefined;
   #again = false;
   #stopped = true;
+  /** Aborts in-flight onbind requests at shutdown (their rows are rescheduled, not lost). */
+  #abort = new AbortController();
 
   constructor(ctx: DomainContext, options: DeliveryOptions = {}) {
     this.#ctx = ctx;
@@ -69,15 +71,17 @@ export class DeliveryWorker {
   start(): void {
     if (!this.#stopped) return;
     this.#stopped = false;
+    this.#abort = new AbortController();
     this.#unsubscribe = this.#ctx.notifier.subscribe(DELIVERY_CHANNEL, () => this.wake());
     this.wake();
   }
 
-  /** Stops polling and waits for the round in progress. */
+  /** Stops polling, aborts in-flight requests (their rows are retried later) and waits for the round. */
   async stop(): Promise<void> {
     this.#stopped = true;
     this.#unsubscribe?.();
     this.#cancelTimer?.();
+    this.#abort.abort();
     await this.#running?.catch(() => 0);
   }
 
@@ -207,7 +211,12 @@ export class DeliveryWorker {
 
   async #post(server: string, body: unknown): Promise<Outcome> {
     try {
-      const res = await this.#ctx.homeservers.request(server, ONBIND_PATH, { method: "POST", body, timeoutMs: this.#o.requestTimeoutMs });
+      const res = await this.#ctx.homeservers.request(server, ONBIND_PATH, {
+        method: "POST",
+        body,
+        timeoutMs: this.#o.requestTimeoutMs,
+        signal: this.#abort.signal,
+      });
       if (res.status >= 200 && res.status < 300) return { kind: "delivered" };
       const error = `HTTP ${res.status}: ${res.text.slice(0, 200)}`;
       if (res.status >= 400 && res.status < 500 && res.status !== 429) return { kind: "failed", error };

@@ -23,5 +23,9 @@ export interface HomeserverClient {
    * A request to `serverName` (resolved through the explicit `homeservers` map, else Matrix
    * server discovery) at `path` (with query). Throws {@link HomeserverUnreachable}.
    */
-  request(serverName: string, path: string, init?: { method?: "GET" | "POST" | "PUT"; body?: unknown; timeoutMs?: number }): Promise<HomeserverResponse>;
+  request(
+    serverName: string,
+    path: string,
+    init?: { method?: "GET" | "POST" | "PUT"; body?: unknown; timeoutMs?: number; signal?: AbortSignal },
+  ): Promise<HomeserverResponse>;
 }

@@ -44,6 +44,7 @@ export function createHomeserverClient(options: HomeserverClientOptions = {}): H
           headers: body === undefined ? { accept: "application/json" } : { accept: "application/json", "content-type": "application/json" },
           ...(body !== undefined ? { body } : {}),
           ...(init.timeoutMs !== undefined ? { timeoutMs: init.timeoutMs } : {}),
+          ...(init.signal ? { signal: init.signal } : {}),
           followRedirects: false,
         });
         return {
