@@ -40,3 +40,23 @@ test("postgres engine: migrations, bigint, unique violations", { skip: postgresS
     await tmp.drop();
   }
 });
+
+test("postgres schema: every pooled connection uses it, including the first", { skip: postgresSkipReason() }, async () => {
+  const tmp = await createTempDatabase();
+  try {
+    const h = await openDatabase<{ t: { k: string; n: number } }>({ url: tmp.url, schema: "beckon_is", poolSize: 3 });
+    try {
+      await runMigrations(h, migrations);
+      const rows = await Promise.all(
+        Array.from({ length: 6 }, () => sql<{ s: string }>`SELECT current_schema() AS s`.execute(h.db)),
+      );
+      for (const r of rows) assert.equal(r.rows[0]?.s, "beckon_is");
+      const where = await sql<{ n: string }>`SELECT table_schema AS n FROM information_schema.tables WHERE table_name = 't'`.execute(h.db);
+      assert.deepEqual(where.rows.map((r) => r.n), ["beckon_is"]);
+    } finally {
+      await h.close();
+    }
+  } finally {
+    await tmp.drop();
+  }
+});

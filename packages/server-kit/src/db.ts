@@ -59,26 +59,26 @@ export async function openDatabase<DB>(opts: OpenDatabaseOptions): Promise<Datab
     }
     const schema = opts.schema;
     if (schema !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) throw new Error(`invalid schema name ${schema}`);
-    const pool = new pg.Pool({ connectionString: opts.url, max: opts.poolSize ?? 10 });
-    pool.on("error", () => {
-      /* idle client errors (server restart) surface on the next query instead */
-    });
     if (schema) {
-      const c = await pool.connect();
+      // Create the schema on a one-off connection, then give every pooled connection the
+      // search path at connection start-up (no window where a connection sits on `public`).
+      const c = new pg.Client({ connectionString: opts.url });
+      await c.connect();
       try {
         await c.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
       } finally {
-        c.release();
+        await c.end();
       }
-      pool.on("connect", (client) => {
-        client.query(`SET search_path TO ${schema}`).catch(() => {});
-      });
     }
+    const pool = new pg.Pool({
+      connectionString: opts.url,
+      max: opts.poolSize ?? 10,
+      ...(schema ? { options: `-c search_path=${schema}` } : {}),
+    });
+    pool.on("error", () => {
+      /* idle client errors (server restart) surface on the next query instead */
+    });
     const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
-    if (schema) {
-      // The connect hook above is async; make sure the first queries see the schema too.
-      await sql`SELECT 1`.execute(db);
-    }
     return { db, engine: "postgres", describe: redactUrl(opts.url), close: () => db.destroy() };
   }
   const path = sqlitePath(opts.url);
