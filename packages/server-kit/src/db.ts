@@ -2,7 +2,7 @@
  * One typed query layer over two engines: SQLite (embedded default, WAL) and PostgreSQL.
  * URLs: `postgres://…` / `postgresql://…`; `sqlite:<path>`, `sqlite::memory:`, `file:<path>` or a plain path.
  */
-import { Kysely, PostgresDialect, SqliteDialect, sql, type Transaction } from "kysely";
+import { Kysely, PostgresDialect, SqliteDialect, type Transaction } from "kysely";
 import Database from "better-sqlite3";
 import pg from "pg";
 
