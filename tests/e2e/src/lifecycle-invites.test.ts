@@ -161,6 +161,38 @@ for (const engine of ["sqlite", "postgres"] as Engine[]) {
       assert.equal(mailsTo(stack, email).length, 1, "exactly one mail");
     });
 
+    it("exactly once with a slow identity server: ten parallel invites in mixed case → one store-invite request, one event; after a revocation the address can be invited again", async () => {
+      const roomId = (await alice.createRoom({ name: "Slow IS" })).room_id;
+      const email = `slow-${engine}@example.org`;
+      const before = keyed.server.requests.filter((r) => r.path.endsWith("/store-invite")).length;
+      keyed.storeDelayMs = 400;
+      let results;
+      try {
+        results = await Promise.allSettled(Array.from({ length: 10 }, (_, i) => alice.inviteBy3PID(roomId, target(i % 2 ? email.toUpperCase() : email, "keyed.test"))));
+      } finally {
+        keyed.storeDelayMs = 0;
+      }
+      for (const r of results) assert.equal(r.status, "fulfilled", r.status === "rejected" ? String(r.reason) : "");
+      assert.equal(keyed.server.requests.filter((r) => r.path.endsWith("/store-invite")).length - before, 1, "one store-invite");
+      const events = await tpis(alice, roomId);
+      assert.equal(events.length, 1, "one m.room.third_party_invite");
+      await alice.revokeThirdPartyInvite(roomId, events[0]!.state_key);
+      assert.deepEqual(await alice.inviteBy3PID(roomId, target(email, "keyed.test")), {});
+      const after = await tpis(alice, roomId);
+      assert.equal(after.filter((e) => Object.keys(e.content).length > 0).length, 1, "a new pending invite after the revocation");
+      assert.equal(keyed.server.requests.filter((r) => r.path.endsWith("/store-invite")).length - before, 2);
+    });
+
+    it("an identity-server 4xx is passed on as 400 with its errcode (never 401), and createRoom leaves no room", async () => {
+      const roomsBefore: string[] = (await alice.joinedRooms()).joined_rooms;
+      const err = await expectMatrixError(
+        alice.createRoom({ name: "Bad token", invite_3pid: [{ id_server: stack.isName, id_access_token: "not-a-token", medium: "email", address: `badtoken-${engine}@example.org` }] }),
+        400,
+      );
+      assert.equal(err.errcode, "M_UNAUTHORIZED");
+      assert.deepEqual((await alice.joinedRooms()).joined_rooms.sort(), [...roomsBefore].sort());
+    });
+
     it("identity server: store-invite again within the dedupe window → same token and keys, no second mail", async () => {
       const roomId = (await alice.createRoom({ name: "Window" })).room_id;
       const email = `window-${engine}@example.org`;
@@ -279,8 +311,8 @@ for (const engine of ["sqlite", "postgres"] as Engine[]) {
       assert.ok(a1?.content["third_party_invite"], "with third_party_invite");
       assert.equal(await memberEvent(alice, roomB, olivia.userId!), undefined, "the forged one did not");
 
-      const r2 = await onbind(batch);
-      assert.ok(r2.status >= 200 && r2.status < 300, `replay: 2xx, got ${r2.status}`);
+      const r2 = await http("PUT", `${stack.hsUrl}/_matrix/federation/v1/3pid/onbind`, { body: batch });
+      assert.ok(r2.status >= 200 && r2.status < 300, `replay with PUT: 2xx, got ${r2.status}`);
       assert.equal((await memberEvent(alice, roomA, olivia.userId!))?.event_id, a1?.event_id, "a replay adds no event");
 
       keyed.validity = "destroy";

@@ -253,15 +253,18 @@ export interface KeyedFakeIs {
   validity: "ok" | "destroy";
   /** How store-invite encodes the public key. */
   alphabet: "std" | "urlPadded";
+  /** Delay before answering store-invite (a slow identity server). */
+  storeDelayMs: number;
   close(): Promise<void>;
 }
 
 export async function startKeyedFakeIs(): Promise<KeyedFakeIs> {
-  const state: KeyedFakeIs = { server: undefined as unknown as FakeServer, invites: new Map(), validity: "ok", alphabet: "std", close: async () => {} };
-  const server = await startFakeServer(({ method, path, query, body }) => {
+  const state: KeyedFakeIs = { server: undefined as unknown as FakeServer, invites: new Map(), validity: "ok", alphabet: "std", storeDelayMs: 0, close: async () => {} };
+  const server = await startFakeServer(async ({ method, path, query, body }) => {
     if (path.endsWith("/hash_details")) return { status: 200, json: { lookup_pepper: "pepper", algorithms: ["sha256", "none"] } };
     if (path.endsWith("/lookup")) return { status: 200, json: { mappings: {} } };
     if (method === "POST" && path.endsWith("/store-invite")) {
+      if (state.storeDelayMs) await new Promise((r) => setTimeout(r, state.storeDelayMs));
       const b = JSON.parse(body) as { room_id: string; address: string };
       const key = newTestKey();
       const token = `tok${randomBytes(9).toString("hex")}`;
