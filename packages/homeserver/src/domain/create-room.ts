@@ -4,8 +4,9 @@
  * preset events, `initial_state`, name, topic, invites, then 3PID invites — built, authorised
  * and committed in one transaction.
  *
- * All or nothing (issue 9): the identity-server work for `invite_3pid` happens first; if any
- * entry fails, nothing is created.
+ * All or nothing (issue 9): the identity-server work for `invite_3pid` happens before anything is
+ * committed (and after the other events have passed the auth rules); if any entry fails,
+ * nothing is created.
  */
 import { randomBytes } from "node:crypto";
 import { DEFAULT_ROOM_VERSION, MatrixError, stateKeyId } from "@beckon/protocol";
@@ -79,17 +80,6 @@ export async function createRoom(rooms: Rooms, creator: string, req: CreateRoomI
   const joinRule = initialState.find((e) => e.type === "m.room.join_rules" && (e.state_key ?? "") === "")?.content.join_rule ?? p.join_rule;
   const creationType = req.creation_content?.type;
 
-  // Identity-server work first: nothing is committed until every entry has an answer.
-  const prepared: PreparedThreepidInvite[] = [];
-  if (req.invite_3pid && threepid) {
-    const ctx: InviteRoomContext = { roomId, sender: creator };
-    if (alias) ctx.room_alias = alias;
-    if (typeof joinRule === "string") ctx.room_join_rules = joinRule;
-    if (req.name !== undefined) ctx.room_name = req.name;
-    if (typeof creationType === "string") ctx.room_type = creationType;
-    for (const entry of req.invite_3pid) prepared.push(await threepid.prepareThreepidInvite(entry, ctx));
-  }
-
   const now = rooms.deps.clock.now();
   const state: StateMap = new Map();
   const chain = new ChainBuilder(roomId, roomVersion, rooms.deps.events.key, now, undefined, 0, state);
@@ -151,6 +141,18 @@ export async function createRoom(rooms: Rooms, creator: string, req: CreateRoomI
     add({ type: "m.room.member", stateKey: u, sender: creator, content });
     invited.add(u);
   }
+  // The identity-server work comes after every other event is built and authorised (so a room
+  // that cannot be created never causes an invite mail) and before anything is committed.
+  const prepared: PreparedThreepidInvite[] = [];
+  if (req.invite_3pid && threepid) {
+    const ctx: InviteRoomContext = { roomId, sender: creator };
+    if (alias) ctx.room_alias = alias;
+    if (typeof joinRule === "string") ctx.room_join_rules = joinRule;
+    if (req.name !== undefined) ctx.room_name = req.name;
+    if (typeof creationType === "string") ctx.room_type = creationType;
+    for (const entry of req.invite_3pid) prepared.push(await threepid.prepareThreepidInvite(entry, ctx));
+  }
+
   for (const pr of prepared) {
     if (pr.kind === "user") {
       if (invited.has(pr.userId) || pr.userId === creator) continue;

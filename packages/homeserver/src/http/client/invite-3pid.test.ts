@@ -88,6 +88,16 @@ describe("createRoom with invite_3pid and 3PID revocation", () => {
     }
   });
 
+  it("a room that cannot be created never reaches the identity server", async () => {
+    const n = is.requests.length;
+    const r = await call(t.hs, "POST", `${C}/createRoom`, {
+      token: alice.token,
+      body: { initial_state: [{ type: "m.room.power_levels", content: { ban: "50" } }], invite_3pid: [entry("erin@example.org")] },
+    });
+    assert.equal(r.status, 403);
+    assert.equal(is.requests.length, n, "no lookup, no store-invite, no mail");
+  });
+
   it("missing id_access_token is 400 M_MISSING_PARAM, before anything", async () => {
     const n = is.requests.length;
     const r = await call(t.hs, "POST", `${C}/createRoom`, { token: alice.token, body: { invite_3pid: [{ id_server: "localhost:8090", medium: "email", address: "x@example.org" }] } });
