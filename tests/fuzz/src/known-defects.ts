@@ -137,13 +137,13 @@ export const KNOWN_DEFECTS: DocumentedDefect[] = [
     id: "DEF-6",
     owner: "homeserver (identity-server client)",
     summary:
-      "an `id_access_token` with a character that cannot go in an HTTP header (non-Latin-1 such as `푼` or U+FFFD, or a control character) makes the outbound call throw before sending: 502 \"Could not reach the identity server (network error)\" although the IS is up — should be 400 (M_INVALID_PARAM) or the IS's 401",
+      "an `id_access_token` with a character that cannot go in an HTTP header (non-Latin-1 such as `푼` or U+FFFD, a control character, CR/LF) makes the outbound call throw before sending: 502 \"Could not reach the identity server (network error)\" although the IS is up — should be 400 (M_INVALID_PARAM) or the IS's 401",
     repro: {
       method: "POST",
       url: "/_matrix/client/v3/rooms/{roomId}/invite",
       payload: '{"id_server":"is.fuzz.test","id_access_token":"\\ud478","medium":"email","address":"carol@example.org"}',
     },
-    matches: (c, v) => /^status 50[24] although the peer is up/.test(v) && /"id_access_token":"(?:[^"\\]|\\.)*(?:[^\x20-\x7e"\\]|\\u)/.test(bodyText(c)),
+    matches: (c, v) => /^status 50[24] although the peer is up/.test(v) && /"id_access_token":"(?:[^"\\]|\\.)*(?:[^\x20-\x7e"\\]|\\[^"\\/])/.test(bodyText(c)),
     fixed: (res) => res.status < 500 && matrixErrorBody(res),
   },
   {

@@ -248,9 +248,12 @@ function boundLongPoll(c: FuzzCase): FuzzCase {
   return { ...c, query: c.query.replace(/(^|&)timeout=([^&]*)/g, (m, p: string, val: string) => (/\d/.test(val) ? `${p}timeout=0` : m)) };
 }
 
+function rawBody(c: FuzzCase): string {
+  return c.body.kind === "json" ? (JSON.stringify(c.body.value) ?? "") : c.body.kind === "text" ? c.body.text : c.body.kind === "bytes" ? Buffer.from(c.body.hex, "hex").toString("latin1") : "";
+}
+
 function namesUpIdentityServer(c: FuzzCase): boolean {
-  const text = c.body.kind === "json" ? JSON.stringify(c.body.value) : c.body.kind === "text" ? c.body.text : c.body.kind === "bytes" ? Buffer.from(c.body.hex, "hex").toString("latin1") : "";
-  return text.includes(`"id_server":"${IS_NAME}"`);
+  return rawBody(c).includes(`"id_server":"${IS_NAME}"`);
 }
 
 export function homeserverTarget(stack: Stack, w: World): FuzzTarget {
@@ -305,6 +308,8 @@ export function identityTarget(stack: Stack, w: World): FuzzTarget {
         if (l.status !== 200) throw new Error(`lookup: ${l.status} ${l.text.slice(0, 200)}`);
       }
     },
+    // The homeserver of this stack is always up: a 502/504 for a request naming it is wrong.
+    peerErrorIsRight: (c) => !rawBody(c).includes(`"matrix_server_name":"${HS_NAME}"`),
     async afterCase(c) {
       if (!DESTRUCTIVE.has(c.target)) return;
       const r = await call(is, "GET", "/_matrix/identity/v2/account", { token: throwaway });
