@@ -142,7 +142,10 @@ export class Rooms {
     }
   }
 
-  /** `GET rooms/{roomId}/state`. */
+  /**
+   * `GET rooms/{roomId}/state`. NOTSPEC: a user who has left gets 403 rather than the state at
+   * the moment they left (we keep no historical state snapshots yet).
+   */
   async getState(roomId: string, userId: string): Promise<ClientEventOut[]> {
     await this.requireJoined(roomId, userId);
     const now = this.deps.clock.now();
