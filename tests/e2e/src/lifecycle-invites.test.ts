@@ -268,6 +268,34 @@ for (const engine of ["sqlite", "postgres"] as Engine[]) {
       });
     }
 
+    // Known defects (reported to the homeserver-core owner): these run and report as TODO until fixed.
+    it("createRoom with two invite_3pid entries whose second identity server is down → no room and no invite mail for the first", { todo: "DEFECT homeserver core: the first entry's store-invite already happened, so its mail goes out for a room that was never created" }, async () => {
+      const first = `half-first-${engine}@example.org`;
+      await expectMatrixError(
+        alice.createRoom({
+          name: "Half made",
+          invite_3pid: [
+            { id_server: stack.isName, id_access_token: aliceIdentity.accessToken!, medium: "email", address: first },
+            { id_server: "down.test", id_access_token: "x", medium: "email", address: `half-second-${engine}@example.org` },
+          ],
+        }),
+        502,
+        "M_UNKNOWN",
+      );
+      await pause(1500);
+      assert.equal(mailsTo(stack, first).length, 0, "no invite mail for a room that does not exist");
+    });
+
+    it("createRoom with the same address twice in invite_3pid (different case) → one m.room.third_party_invite event", { todo: "DEFECT homeserver core: two store-invites and two m.room.third_party_invite events with the same state key" }, async () => {
+      const email = `twice-${engine}@example.org`;
+      const entry = (address: string) => ({ id_server: stack.isName, id_access_token: aliceIdentity.accessToken!, medium: "email", address });
+      const deduped0 = await metric(stack.isUrl, "invites_deduplicated_total");
+      const { room_id } = await alice.createRoom({ name: "Twice", invite_3pid: [entry(email), entry(email.toUpperCase())] });
+      const timeline = (await alice.messages(room_id, { dir: "b", limit: 100 })).chunk.filter((e) => e.type === "m.room.third_party_invite");
+      assert.equal(timeline.length, 1, "one m.room.third_party_invite event");
+      assert.equal((await metric(stack.isUrl, "invites_deduplicated_total")) - deduped0, 0, "one store-invite");
+    });
+
     it("mail trouble never fails a request: SMTP refusing → the invite succeeds, the mail arrives once SMTP accepts again", async () => {
       const roomId = (await alice.createRoom({ name: "Refused mail" })).room_id;
       const email = `smtp-${engine}@example.org`;
@@ -387,6 +415,38 @@ for (const engine of ["sqlite", "postgres"] as Engine[]) {
       const { mxid, sender, signatures } = s.json as { mxid: string; sender: string; signatures: Record<string, Record<string, string>> };
       await expectMatrixError(rita.join(revoked, { thirdPartySigned: { mxid, sender, token, signatures } as never }), 403);
       assert.equal(await memberEvent(alice, revoked, rita.userId!), undefined);
+    });
+
+    it("an inviter who may not invite → 403 M_FORBIDDEN before any identity-server traffic", async () => {
+      const roomId = (await alice.createRoom({ name: "Not yours" })).room_id;
+      const mallory = await registerUser(asHarness(stack), "mallory");
+      const malloryIdentity = await identityFor(asHarness(stack), mallory);
+      const before = keyed.server.requests.length;
+      await expectMatrixError(
+        mallory.inviteBy3PID(roomId, { idServer: "keyed.test", idAccessToken: malloryIdentity.accessToken!, medium: "email", address: `nope-${engine}@example.org` }),
+        403,
+        "M_FORBIDDEN",
+      );
+      assert.equal(keyed.server.requests.length, before, "no request reached the identity server");
+      assert.equal((await tpis(alice, roomId)).length, 0);
+    });
+
+    it("skipping the bind: the mail's sign URL gives a signed blob, and a join with third_party_signed does the invite and the join", async () => {
+      const email = `dave-${engine}@example.org`;
+      const roomId = (await alice.createRoom({ name: "Sign URL room" })).room_id;
+      assert.deepEqual(await alice.inviteBy3PID(roomId, target(email)), {});
+      const [mail] = await stack.smtp.waitForMails(1, { timeoutMs: 10_000, match: (m) => m.to.includes(email) });
+      const dave = await registerUser(asHarness(stack), "dave");
+      const sign = signUrlOf(stack, mail!);
+      sign.searchParams.set("mxid", dave.userId!);
+      const s = await http("POST", sign.toString());
+      assert.equal(s.status, 200, JSON.stringify(s.json));
+      const { mxid, sender, token, signatures } = s.json as { mxid: string; sender: string; token: string; signatures: Record<string, Record<string, string>> };
+      assert.equal(sender, alice.userId);
+      await dave.join(roomId, { thirdPartySigned: { mxid, sender, token, signatures } as never });
+      const m = await memberEvent(alice, roomId, dave.userId!);
+      assert.equal(m?.membership, "join");
+      assert.deepEqual(await alice.listPendingThirdPartyInvites(roomId), [], "the invite is used");
     });
 
     it("v1 routes answer with a key stored by an earlier invite; v1 lookup/bind/store-invite are 404 M_UNRECOGNIZED; new invites carry v2 validity URLs; both base64 alphabets", async () => {
