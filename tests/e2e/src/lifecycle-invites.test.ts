@@ -85,6 +85,7 @@ for (const engine of ["sqlite", "postgres"] as Engine[]) {
     let fivexx: FakeServer;
     let garbage: FakeServer;
     let race: FakeServer;
+    let slowFail: FakeServer;
     let keyed: KeyedFakeIs;
     let deadPort: number;
     let alice: MatrixClient;
@@ -97,6 +98,12 @@ for (const engine of ["sqlite", "postgres"] as Engine[]) {
       fivexx = await startFakeServer(() => ({ status: 500, json: { errcode: "M_UNKNOWN", error: "boom" } }));
       garbage = await startFakeServer(() => ({ status: 200, raw: "<html>not json{{" }));
       keyed = await startKeyedFakeIs();
+      slowFail = await startFakeServer(async ({ path }) => {
+        if (path.endsWith("/hash_details")) return { status: 200, json: { lookup_pepper: "pepper", algorithms: ["sha256"] } };
+        if (path.endsWith("/lookup")) return { status: 200, json: { mappings: {} } };
+        await pause(400);
+        return { status: 500, json: { errcode: "M_UNKNOWN", error: "store-invite failed" } };
+      });
       deadPort = await freePort();
       // The race proxy: lookups find nobody; store-invite goes to the real identity server
       // (where the address is bound by then) with the caller's token.
@@ -121,6 +128,7 @@ for (const engine of ["sqlite", "postgres"] as Engine[]) {
               "garbage.test": garbage.url,
               "race.test": race.url,
               "keyed.test": keyed.server.url,
+              "slowfail.test": slowFail.url,
             },
           },
         },
@@ -131,7 +139,7 @@ for (const engine of ["sqlite", "postgres"] as Engine[]) {
     });
     after(async () => {
       await stack?.close();
-      await Promise.all([hang, fivexx, garbage, race].map((f) => f?.close()));
+      await Promise.all([hang, fivexx, garbage, race, slowFail].map((f) => f?.close()));
       await keyed?.close();
     });
 
@@ -183,6 +191,16 @@ for (const engine of ["sqlite", "postgres"] as Engine[]) {
       assert.equal(keyed.server.requests.filter((r) => r.path.endsWith("/store-invite")).length - before, 2);
     });
 
+    it("parallel identical invites while the first one's store-invite fails: every request gets the failure, none a false 200 {}", async () => {
+      const roomId = (await alice.createRoom({ name: "Failing in parallel" })).room_id;
+      const results = await Promise.allSettled(Array.from({ length: 6 }, () => alice.inviteBy3PID(roomId, target(`failing-${engine}@example.org`, "slowfail.test"))));
+      for (const r of results) {
+        assert.equal(r.status, "rejected", "no 200 {} for an invite that was not made");
+        if (r.status === "rejected") assert.equal((r.reason as MatrixCallError).status, 502);
+      }
+      assert.equal((await tpis(alice, roomId)).length, 0);
+    });
+
     it("an identity-server 4xx is passed on as 400 with its errcode (never 401), and createRoom leaves no room", async () => {
       const roomsBefore: string[] = (await alice.joinedRooms()).joined_rooms;
       const err = await expectMatrixError(
@@ -231,6 +249,9 @@ for (const engine of ["sqlite", "postgres"] as Engine[]) {
       await alice.invite(roomId, bob.userId!);
       await bob.join(roomId);
       await expectMatrixError(alice.invite(roomId, bob.userId!), 403, "M_FORBIDDEN");
+      const banned = await registerUser(asHarness(stack), "banned");
+      await alice.ban(roomId, banned.userId!);
+      await expectMatrixError(alice.invite(roomId, banned.userId!), 403, "M_FORBIDDEN");
       // bob is bound to raceEmail at the identity server (previous test).
       const fresh = `fresh-${engine}@example.org`;
       const results = await inviteManyByEmail(alice, roomId, [raceEmail, fresh], { identity: aliceIdentity });
@@ -352,6 +373,16 @@ for (const engine of ["sqlite", "postgres"] as Engine[]) {
       const r4 = await onbind(single);
       assert.ok(r4.status >= 200 && r4.status < 300, `the retry: 2xx, got ${r4.status} ${JSON.stringify(r4.json)}`);
       assert.equal((await memberEvent(alice, roomD, olivia.userId!))?.membership, "invite");
+
+      // A revoked invite, validly signed: refused for good (2xx, so the identity server stops), no invite.
+      const roomR = (await alice.createRoom({ name: "Revoked keyed" })).room_id;
+      assert.deepEqual(await alice.inviteBy3PID(roomR, target(email, "keyed.test")), {});
+      const tR = tokenIn(roomR);
+      await alice.revokeThirdPartyInvite(roomR, tR);
+      const rR = await onbind({ address: email, medium: "email", mxid: olivia.userId, invites: [inv(roomR, tR, signedFor(tR))] });
+      assert.ok(rR.status >= 200 && rR.status < 300, `revoked: 2xx (permanently refused), got ${rR.status} ${JSON.stringify(rR.json)}`);
+      assert.equal(await memberEvent(alice, roomR, olivia.userId!), undefined, "no invite for a revoked token");
+      await expectMatrixError(olivia.join(roomR, { thirdPartySigned: signedFor(tR) as never }), 403);
 
       await olivia.join(roomA);
       const joined = await memberEvent(alice, roomA, olivia.userId!);
@@ -490,6 +521,9 @@ for (const engine of ["sqlite", "postgres"] as Engine[]) {
       assert.equal(signed.json["token"], tpi!.state_key);
       assert.equal(signed.json["mxid"], bob.userId);
       assert.ok(signed.json["signatures"]);
+      const inBody = await http("POST", `${v1}/sign-ed25519`, { body: { token: sign.searchParams.get("token"), private_key: sign.searchParams.get("private_key"), mxid: bob.userId } });
+      assert.equal(inBody.status, 200, `v1 sign-ed25519 with a JSON body: ${JSON.stringify(inBody.json)}`);
+      assert.deepEqual(inBody.json["signatures"], signed.json["signatures"]);
       const submit = await http("GET", `${v1}/validate/email/submitToken?sid=1&client_secret=abc&token=123`);
       assert.notEqual(submit.json["errcode"], "M_UNRECOGNIZED", "v1 submitToken is served");
       assert.ok(submit.status < 500);
