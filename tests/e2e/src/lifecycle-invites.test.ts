@@ -11,6 +11,8 @@ import assert from "node:assert/strict";
 import { freePort, postgresSkipReason, waitFor, type ReceivedMail } from "@beckon/test-support";
 import { MatrixCallError, inviteByEmail, inviteManyByEmail, type IdentityClient, type MatrixClient } from "@beckon/client";
 import { identityFor, mailLinks, registerUser, validateByMail, type Stack } from "./harness.js";
+import { IDENTITY_UNBIND_URI, signIdentityUnbindRequest, signXMatrixRequest } from "@beckon/protocol";
+import { nodeCryptoProvider, signJsonSync } from "@beckon/protocol/node";
 import { metric, newTestKey, signInvite, startFakeServer, startKeyedFakeIs, startLifeStack, urlSafePadded, type Engine, type FakeServer, type KeyedFakeIs, type LifeStack } from "./lifecycle-support.js";
 
 interface Res {
@@ -86,6 +88,9 @@ for (const engine of ["sqlite", "postgres"] as Engine[]) {
     let garbage: FakeServer;
     let race: FakeServer;
     let slowFail: FakeServer;
+    let fakeHs: FakeServer;
+    const fakeHsKey = newTestKey();
+    const zed = "@zed:fakehs.test";
     let keyed: KeyedFakeIs;
     let deadPort: number;
     let alice: MatrixClient;
@@ -98,6 +103,15 @@ for (const engine of ["sqlite", "postgres"] as Engine[]) {
       fivexx = await startFakeServer(() => ({ status: 500, json: { errcode: "M_UNKNOWN", error: "boom" } }));
       garbage = await startFakeServer(() => ({ status: 200, raw: "<html>not json{{" }));
       keyed = await startKeyedFakeIs();
+      // A homeserver the identity server knows by its map: serves its key and OpenID userinfo.
+      fakeHs = await startFakeServer(({ path }) => {
+        if (/^\/_matrix\/key\/v2\/server\/?$/.test(path)) {
+          const doc = { server_name: "fakehs.test", valid_until_ts: Date.now() + 3_600_000, verify_keys: { "ed25519:a": { key: fakeHsKey.std } }, old_verify_keys: {} };
+          return { status: 200, json: signJsonSync(doc, "fakehs.test", "ed25519:a", fakeHsKey.seed, nodeCryptoProvider) };
+        }
+        if (path.endsWith("/openid/userinfo")) return { status: 200, json: { sub: zed } };
+        return { status: 404, json: { errcode: "M_UNRECOGNIZED", error: "fake homeserver" } };
+      });
       slowFail = await startFakeServer(async ({ path }) => {
         if (path.endsWith("/hash_details")) return { status: 200, json: { lookup_pepper: "pepper", algorithms: ["sha256"] } };
         if (path.endsWith("/lookup")) return { status: 200, json: { mappings: {} } };
@@ -118,6 +132,7 @@ for (const engine of ["sqlite", "postgres"] as Engine[]) {
       });
       stack = await startLifeStack({
         engine,
+        identityServer: { homeservers: { "fakehs.test": fakeHs.url } },
         homeserver: {
           outbound: { timeout: "1500ms" },
           identity_servers: {
@@ -139,7 +154,7 @@ for (const engine of ["sqlite", "postgres"] as Engine[]) {
     });
     after(async () => {
       await stack?.close();
-      await Promise.all([hang, fivexx, garbage, race, slowFail].map((f) => f?.close()));
+      await Promise.all([hang, fivexx, garbage, race, slowFail, fakeHs].map((f) => f?.close()));
       await keyed?.close();
     });
 
@@ -545,6 +560,43 @@ for (const engine of ["sqlite", "postgres"] as Engine[]) {
       assert.equal(r.json["id_server_unbind_result"], "success");
       const found = await aliceIdentity.lookupOne("email", raceEmail);
       assert.equal(found, undefined, "the address is no longer bound");
+    });
+
+    it("the identity server accepts an X-Matrix unbind signed with destination_is (either of its names) and refuses the federation form with destination", async () => {
+      const email = `zed-${engine}@example.org`;
+      const reg = await http("POST", `${stack.isUrl}/_matrix/identity/v2/account/register`, { body: { access_token: "openid-token", token_type: "Bearer", matrix_server_name: "fakehs.test", expires_in: 3600 } });
+      assert.equal(reg.status, 200, JSON.stringify(reg.json));
+      const token = String(reg.json["token"]);
+      const clientSecret = `zedsecret${Date.now()}`;
+      const req = await http("POST", `${stack.isUrl}/_matrix/identity/v2/validate/email/requestToken`, { token, body: { client_secret: clientSecret, email, send_attempt: 1 } });
+      assert.equal(req.status, 200, JSON.stringify(req.json));
+      const [mail] = await stack.smtp.waitForMails(1, { timeoutMs: 10_000, match: (m) => m.to.includes(email) });
+      const link = mailLinks(mail!).find((l) => l.includes("submitToken"))!;
+      assert.equal((await fetch(link, { signal: AbortSignal.timeout(10_000) })).status, 200);
+      const bound = await http("POST", `${stack.isUrl}/_matrix/identity/v2/3pid/bind`, { token, body: { sid: req.json["sid"], client_secret: clientSecret, mxid: zed } });
+      assert.equal(bound.status, 200, JSON.stringify(bound.json));
+      assert.equal(await aliceIdentity.lookupOne("email", email), zed);
+
+      const content = { mxid: zed, threepid: { medium: "email", address: email } };
+      const unbind = (authorization: string) =>
+        fetch(`${stack.isUrl}${IDENTITY_UNBIND_URI}`, { method: "POST", headers: { authorization, "content-type": "application/json" }, body: JSON.stringify(content), signal: AbortSignal.timeout(10_000) });
+      const federationForm = await signXMatrixRequest({ method: "POST", uri: IDENTITY_UNBIND_URI, origin: "fakehs.test", destination: stack.isName, content }, "ed25519:a", fakeHsKey.seed, nodeCryptoProvider);
+      const refused = await unbind(federationForm);
+      assert.ok(refused.status === 401 || refused.status === 403, `the destination form is refused, got ${refused.status} ${await refused.text()}`);
+      assert.equal(await aliceIdentity.lookupOne("email", email), zed, "still bound");
+      const otherName = stack.isUrl.replace("http://", "");
+      const synapseForm = await signIdentityUnbindRequest({ origin: "fakehs.test", idServer: otherName, content }, "ed25519:a", fakeHsKey.seed, nodeCryptoProvider);
+      const ok = await unbind(synapseForm);
+      assert.equal(ok.status, 200, await ok.text());
+      assert.equal(await aliceIdentity.lookupOne("email", email), undefined, "unbound");
+    });
+
+    it("the homeserver serves its key at /_matrix/key/v2/server with and without a trailing slash", async () => {
+      for (const path of ["/_matrix/key/v2/server", "/_matrix/key/v2/server/"]) {
+        const r = await http("GET", `${stack.hsUrl}${path}`);
+        assert.equal(r.status, 200, path);
+        assert.equal(r.json["server_name"], stack.hsName);
+      }
     });
   });
 }
