@@ -25,8 +25,17 @@
  * config.invites.lifetime; // milliseconds
  */
 import { readFileSync } from "node:fs";
-import { parse as parseYaml } from "yaml";
+import { createRequire } from "node:module";
+import type * as YamlModule from "yaml";
 import { isMatrixError, MatrixError, v, type Validator } from "@beckon/protocol";
+
+// `yaml` is loaded only when something needs parsing (a config file, or an env value that is not
+// a plain string for its field): a server configured by env and defaults never pays for it.
+let yamlModule: typeof YamlModule | undefined;
+function parseYaml(text: string, options?: YamlModule.ParseOptions & YamlModule.DocumentOptions): unknown {
+  yamlModule ??= createRequire(import.meta.url)("yaml") as typeof YamlModule;
+  return yamlModule.parse(text, options);
+}
 
 /** A config value is invalid; `problems` lists every problem found, one line each. */
 export class ConfigError extends Error {

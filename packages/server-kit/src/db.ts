@@ -3,8 +3,19 @@
  * URLs: `postgres://…` / `postgresql://…`; `sqlite:<path>`, `sqlite::memory:`, `file:<path>` or a plain path.
  */
 import { Kysely, PostgresDialect, SqliteDialect, type SqliteDatabase, type SqliteStatement, type Transaction } from "kysely";
-import Database from "better-sqlite3";
-import pg from "pg";
+import type BetterSqlite3 from "better-sqlite3";
+import type PgModule from "pg";
+
+// The engines are loaded on first use, only the one a URL asks for: `pg` alone adds ~16 MB to
+// an idle process that runs on SQLite.
+let pgModule: Promise<typeof PgModule> | undefined;
+let sqliteModule: Promise<typeof BetterSqlite3> | undefined;
+function loadPg(): Promise<typeof PgModule> {
+  return (pgModule ??= import("pg").then((m) => m.default));
+}
+function loadSqlite(): Promise<typeof BetterSqlite3> {
+  return (sqliteModule ??= import("better-sqlite3").then((m) => m.default));
+}
 
 export type Engine = "sqlite" | "postgres";
 
@@ -52,6 +63,7 @@ function redactUrl(url: string): string {
 
 export async function openDatabase<DB>(opts: OpenDatabaseOptions): Promise<DatabaseHandle<DB>> {
   if (isPostgresUrl(opts.url)) {
+    const pg = await loadPg();
     if (!pgTypesSet) {
       // int8 and numeric as JS numbers: our values stay within ±2^53.
       pg.types.setTypeParser(20, (v) => Number(v));
@@ -82,6 +94,7 @@ export async function openDatabase<DB>(opts: OpenDatabaseOptions): Promise<Datab
     return { db, engine: "postgres", describe: redactUrl(opts.url), close: () => db.destroy() };
   }
   const path = sqlitePath(opts.url);
+  const Database = await loadSqlite();
   const sqlite = new Database(path);
   sqlite.pragma("journal_mode = WAL");
   // NORMAL in WAL mode is durable across process crashes (SIGKILL); only an OS crash can lose the last commits.
@@ -101,7 +114,7 @@ const MAX_CACHED_STATEMENTS = 500;
  * reused). This hands Kysely a database whose `prepare` reuses statements, bounded, least
  * recently used out first.
  */
-function withStatementCache(sqlite: Database.Database): SqliteDatabase {
+function withStatementCache(sqlite: BetterSqlite3.Database): SqliteDatabase {
   const cache = new Map<string, SqliteStatement>();
   return {
     prepare(text) {

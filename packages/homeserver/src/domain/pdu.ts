@@ -15,6 +15,7 @@ import {
   computeEventId,
   decodeBase64,
   encodeBase64,
+  encodeBase64Url,
   eventSigningBytes,
   isJsonObject,
   type PDU,
@@ -129,9 +130,13 @@ export function buildPdu(input: NewPduInput, key: ServerSigningKey, crypto: Sync
   }
   const hash = (b: Uint8Array): Uint8Array => crypto.sha256Sync(b);
   const hashed = { ...base, hashes: { sha256: computeContentHash(base, hash) } };
-  const signed: PDU = signPdu(hashed, input.roomVersion, key, crypto);
+  // The signature and the reference hash cover the same bytes (the redacted event without
+  // `signatures`/`unsigned`), so one redaction and one canonical-JSON pass serve both.
+  const bytes = eventSigningBytes(hashed, input.roomVersion);
+  const sig = encodeBase64(crypto.ed25519SignSync(key.seed, bytes));
+  const signed: PDU = { ...hashed, signatures: { [key.serverName]: { [key.keyId]: sig } } };
   if (input.unsigned !== undefined) signed.unsigned = input.unsigned;
-  return { eventId: computeEventId(signed, input.roomVersion, hash), pdu: signed };
+  return { eventId: "$" + encodeBase64Url(hash(bytes)), pdu: signed };
 }
 
 /** The event ID of a stored PDU (`node:crypto` SHA-256). */

@@ -2,12 +2,11 @@
  * Opens the homeserver's database (SQLite or PostgreSQL), runs the migrations and returns the
  * stores. Only the composition root (`app.ts` / `main.ts`) calls this.
  */
-import { isPostgresUrl, openDatabase, runMigrations, type DatabaseHandle, type Migration } from "@beckon/server-kit";
+import { openDatabase, runMigrations, type DatabaseHandle, type Migration } from "@beckon/server-kit";
 import { createAccountStore, type AccountStore } from "./accounts-store.js";
 import { HS_MIGRATIONS_TABLE, storageMigrations } from "./migrations.js";
 import { createRoomStore, type RoomStore } from "./rooms-store.js";
 import type { HomeserverDB } from "./schema.js";
-import { openSqliteWithStatementCache } from "./sqlite.js";
 
 export interface HomeserverStorage {
   handle: DatabaseHandle<HomeserverDB>;
@@ -22,9 +21,7 @@ export async function openHomeserverStorage(opts: {
   /** Appended after the core migrations (the 3PID module's tables). */
   extraMigrations?: readonly Migration[];
 }): Promise<HomeserverStorage> {
-  const handle = isPostgresUrl(opts.url)
-    ? await openDatabase<HomeserverDB>({ url: opts.url, ...(opts.schema ? { schema: opts.schema } : {}) })
-    : openSqliteWithStatementCache<HomeserverDB>(opts.url);
+  const handle = await openDatabase<HomeserverDB>({ url: opts.url, ...(opts.schema ? { schema: opts.schema } : {}) });
   try {
     await runMigrations(handle, [...storageMigrations, ...(opts.extraMigrations ?? [])], HS_MIGRATIONS_TABLE);
   } catch (e) {
