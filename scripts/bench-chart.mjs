@@ -142,7 +142,32 @@ function parseTable(lines) {
       out.push({ label, beckon: fig, target: t, references: refs });
     }
   }
-  return out;
+  return applyReruns(out);
+}
+
+/**
+ * A row named like `rerun 19:54 UTC (…), load ≈ 9` (no target of its own) is a newer figure for
+ * the row above it that has one; `1000 onbind invites, rerun 19:54 UTC` for the row whose name
+ * starts with `1000 onbind invites`. The newer figure replaces the older one; the rerun row goes.
+ */
+function applyReruns(list) {
+  const kept = [];
+  const reruns = [];
+  for (const m of list) (/\brerun\b/i.test(m.label) && !m.target && m.references.length === 0 ? reruns : kept).push({ m, at: list.indexOf(m) });
+  for (const { m, at } of reruns) {
+    const rest = normalise(
+      m.label
+        .replace(/\brerun\b[^,]*/i, "")
+        .replace(/\bload\s*≈?\s*[\d.]+/i, "")
+        .replace(/^[\s,;]+|[\s,;]+$/g, ""),
+    );
+    const candidates = kept.filter((k) => k.m.target || k.m.references.length);
+    const hit = rest
+      ? candidates.find((k) => normalise(k.m.label).startsWith(rest))
+      : [...candidates].reverse().find((k) => k.at < at);
+    if (hit && hit.m.beckon.unit === m.beckon.unit) hit.m.beckon = m.beckon;
+  }
+  return kept.map((k) => k.m);
 }
 
 /** `(target ≤ 10 %): SDK defaults vs raw+tmo 6.8 %, …` in a code block. */
