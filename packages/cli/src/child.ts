@@ -86,7 +86,10 @@ export function startChild(opts: ChildOptions): ServerChild {
   });
   let child: ChildProcess;
   try {
-    child = spawn(process.execPath, [opts.binPath, opts.command, ...opts.args], {
+    // The homeserver idles with a smaller young generation (≈ 10 MB less RSS, issue 4's idle
+    // target); its hot paths allocate little per request.
+    const nodeFlags = opts.command === "homeserver" ? ["--max-semi-space-size=1"] : [];
+    child = spawn(process.execPath, [...nodeFlags, opts.binPath, opts.command, ...opts.args], {
       // Its own process group: a Ctrl-C reaches only `beckon up`, which stops the children in order.
       detached: true,
       // The IPC channel lets the child notice when `beckon up` itself dies (and stop too).
