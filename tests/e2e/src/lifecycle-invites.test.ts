@@ -5,6 +5,7 @@
  * 127.0.0.1 stand in where the test needs a peer that is down, hangs, answers 5xx or garbage,
  * races a bind, or signs with keys the test holds (for hand-built onbind batches).
  * One server pair per engine; the tests share it and use their own rooms and addresses.
+ * This file runs SQLite; lifecycle-invites-postgres.test.ts runs the same tests on PostgreSQL.
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -79,7 +80,10 @@ async function expectMatrixError(p: Promise<unknown>, status: number | number[],
 
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-for (const engine of ["sqlite", "postgres"] as Engine[]) {
+// One engine per process, so the two run side by side: this file runs SQLite, and
+// lifecycle-invites-postgres.test.ts imports it with BECKON_LIFECYCLE_ENGINE=postgres.
+const engines: Engine[] = process.env["BECKON_LIFECYCLE_ENGINE"] === "postgres" ? ["postgres"] : ["sqlite"];
+for (const engine of engines) {
   const skip = engine === "postgres" ? postgresSkipReason() : undefined;
   describe(`invite lifecycle against the real processes (${engine})`, { skip, timeout: 180_000 }, () => {
     let stack: LifeStack;
@@ -591,12 +595,13 @@ for (const engine of ["sqlite", "postgres"] as Engine[]) {
       assert.equal(await aliceIdentity.lookupOne("email", email), undefined, "unbound");
     });
 
-    it("the homeserver serves its key at /_matrix/key/v2/server with and without a trailing slash", async () => {
+    it("the homeserver serves its key at /_matrix/key/v2/server with and without a trailing slash; neither server skips TLS checks by default", async () => {
       for (const path of ["/_matrix/key/v2/server", "/_matrix/key/v2/server/"]) {
         const r = await http("GET", `${stack.hsUrl}${path}`);
         assert.equal(r.status, 200, path);
         assert.equal(r.json["server_name"], stack.hsName);
       }
+      assert.doesNotMatch(stack.logs(), /insecure_skip_tls_verify is ON|INSECURE/i, "TLS checks are on by default");
     });
   });
 }

@@ -8,7 +8,7 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { freePort } from "@beckon/test-support";
 import { MatrixClient } from "@beckon/client";
-import { startFakeServer, type FakeAnswer, type FakeServer } from "./lifecycle-support.js";
+import { startFakeServer, startLifeStack, type FakeAnswer, type FakeServer } from "./lifecycle-support.js";
 
 describe("SDK: the 3PID invite POST is never blindly resent", { timeout: 60_000 }, () => {
   let hs: FakeServer;
@@ -62,5 +62,23 @@ describe("SDK: the 3PID invite POST is never blindly resent", { timeout: 60_000 
     });
     await assert.rejects(c.inviteBy3PID("!r:localhost", target));
     assert.ok(retries >= 1, "retried after the refusal");
+  });
+});
+
+describe("both servers: the skip-TLS-checks switch is off by default and loudly logged when on", { timeout: 90_000 }, () => {
+  // Off by default: "the homeserver serves its key …" in lifecycle-invites.test.ts checks the default stack's logs.
+  it("outbound.insecure_skip_tls_verify: true → each server's log warns about it at start", async () => {
+    const on = { outbound: { insecure_skip_tls_verify: true, allow_private: true } };
+    const stack = await startLifeStack({ engine: "sqlite", homeserver: on, identityServer: on });
+    try {
+      const logs = stack.logs();
+      const sections = logs.split(/^=== /m).filter(Boolean);
+      for (const name of ["homeserver", "identity-server"]) {
+        const section = sections.find((s) => s.startsWith(name)) ?? "";
+        assert.match(section, /insecure_skip_tls_verify|INSECURE/i, `${name} warns: ${section.slice(0, 2000)}`);
+      }
+    } finally {
+      await stack.close();
+    }
   });
 });

@@ -117,7 +117,9 @@ export async function startLifeStack(opts: LifeStackOptions): Promise<LifeStack>
     let isPort = await freePort();
     while (isPort === hsPort) isPort = await freePort();
     const beckonYaml = `${dir.path}/beckon.yaml`;
-    writeFileSync(beckonYaml, JSON.stringify({ homeserver: opts.homeserver ?? {}, identity_server: opts.identityServer ?? {} }));
+    // A cheap password hash: these tests register many users on a 2-core machine.
+    const homeserver = { passwords: { scrypt_n: 1024 }, ...opts.homeserver };
+    writeFileSync(beckonYaml, JSON.stringify({ homeserver, identity_server: opts.identityServer ?? {} }));
     const args = ["up", "--configs-only", "--config", beckonYaml, "--data-dir", dir.path, "--homeserver-port", String(hsPort), "--identity-port", String(isPort), "--smtp-url", smtp.url];
     if (db) args.push("--database-url", db.url);
     const gen = spawnCli("configs", args, `${dir.path}/configs.out`);
