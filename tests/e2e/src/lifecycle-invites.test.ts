@@ -308,8 +308,9 @@ for (const engine of engines) {
       });
     }
 
-    // Known defects (reported to the homeserver-core owner): these run and report as TODO until fixed.
-    it("createRoom with two invite_3pid entries whose second identity server is down → no room and no invite mail for the first", { todo: "DEFECT homeserver core: the first entry's store-invite already happened, so its mail goes out for a room that was never created" }, async () => {
+    // Two createRoom defects found here and fixed: every lookup happens before any store-invite, and
+    // the same invitee listed twice is one invite.
+    it("createRoom with two invite_3pid entries whose second identity server is down → no room and no invite mail for the first", async () => {
       const first = `half-first-${engine}@example.org`;
       await expectMatrixError(
         alice.createRoom({
@@ -326,7 +327,7 @@ for (const engine of engines) {
       assert.equal(mailsTo(stack, first).length, 0, "no invite mail for a room that does not exist");
     });
 
-    it("createRoom with the same address twice in invite_3pid (different case) → one m.room.third_party_invite event", { todo: "DEFECT homeserver core: two store-invites and two m.room.third_party_invite events with the same state key" }, async () => {
+    it("createRoom with the same address twice in invite_3pid (different case) → one m.room.third_party_invite event", async () => {
       const email = `twice-${engine}@example.org`;
       const entry = (address: string) => ({ id_server: stack.isName, id_access_token: aliceIdentity.accessToken!, medium: "email", address });
       const deduped0 = await metric(stack.isUrl, "invites_deduplicated_total");

@@ -97,6 +97,17 @@ export interface InviteRoomContext {
  */
 export interface ThreepidApi {
   prepareThreepidInvite(req: ThreepidInviteRequest, ctx: InviteRoomContext): Promise<PreparedThreepidInvite>;
+  /**
+   * The two halves of `prepareThreepidInvite`, for callers that must look every address up
+   * before storing any invite (createRoom with several `invite_3pid` entries: a failing lookup
+   * must not leave an invite mail behind for a room that is never created).
+   * `lookupThreepidInvite` validates the request, checks the identity server is trusted and
+   * looks the address up; `storeThreepidInvite` does the store-invite for an unbound address.
+   */
+  lookupThreepidInvite?(req: ThreepidInviteRequest): Promise<{ kind: "user"; userId: string } | { kind: "unbound" }>;
+  storeThreepidInvite?(req: ThreepidInviteRequest, ctx: InviteRoomContext): Promise<PreparedThreepidInvite>;
+  /** The key under which two requests name the same invitee (medium + normalised address). */
+  threepidInviteKey?(req: Pick<ThreepidInviteRequest, "medium" | "address">): string;
   inviteByThreepid(roomId: string, sender: string, req: ThreepidInviteRequest): Promise<void>;
 }
 

@@ -144,13 +144,35 @@ export async function createRoom(rooms: Rooms, creator: string, req: CreateRoomI
   // The identity-server work comes after every other event is built and authorised (so a room
   // that cannot be created never causes an invite mail) and before anything is committed.
   const prepared: PreparedThreepidInvite[] = [];
+  const entries: ThreepidInviteRequest[] = [];
   if (req.invite_3pid && threepid) {
     const ctx: InviteRoomContext = { roomId, sender: creator };
     if (alias) ctx.room_alias = alias;
     if (typeof joinRule === "string") ctx.room_join_rules = joinRule;
     if (req.name !== undefined) ctx.room_name = req.name;
     if (typeof creationType === "string") ctx.room_type = creationType;
-    for (const entry of req.invite_3pid) prepared.push(await threepid.prepareThreepidInvite(entry, ctx));
+    // One invite per invitee: the same address twice (in any case) is one invite.
+    const seen = new Set<string>();
+    for (const entry of req.invite_3pid) {
+      const key = threepid.threepidInviteKey?.(entry) ?? `${entry.medium}\u0000${entry.address}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      entries.push(entry);
+    }
+    if (threepid.lookupThreepidInvite && threepid.storeThreepidInvite) {
+      // Every lookup before any store-invite: an unreachable or untrusted identity server for a
+      // later entry then fails the request before any invite is stored (and mailed) for an earlier one.
+      // What remains: a store-invite failing after an earlier one succeeded still leaves that
+      // earlier invite at its identity server, which has no call to withdraw it.
+      const found = [];
+      for (const entry of entries) found.push(await threepid.lookupThreepidInvite(entry));
+      for (let i = 0; i < entries.length; i++) {
+        const f = found[i]!;
+        prepared.push(f.kind === "user" ? f : await threepid.storeThreepidInvite(entries[i]!, ctx));
+      }
+    } else {
+      for (const entry of entries) prepared.push(await threepid.prepareThreepidInvite(entry, ctx));
+    }
   }
 
   for (const pr of prepared) {
@@ -181,7 +203,7 @@ export async function createRoom(rooms: Rooms, creator: string, req: CreateRoomI
   if (threepid?.rememberThirdPartyInvite && req.invite_3pid) {
     for (let i = 0; i < prepared.length; i++) {
       const pr = prepared[i]!;
-      const entry = req.invite_3pid[i]!;
+      const entry = entries[i]!;
       if (pr.kind === "third_party") await threepid.rememberThirdPartyInvite(roomId, creator, entry, pr.token).catch(() => undefined);
     }
   }

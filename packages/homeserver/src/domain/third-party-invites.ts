@@ -42,12 +42,21 @@ function checkRequest(req: ThreepidInviteRequest): { token: string; medium: stri
   return { token: req.id_access_token, medium: req.medium, address: req.address.trim() };
 }
 
-/** Lookup, else store-invite; no room changes. */
-export async function prepareThreepidInvite(s: ThreepidServices, req: ThreepidInviteRequest, ctx: InviteRoomContext): Promise<PreparedThreepidInvite> {
+/** Validates the request, checks the identity server is trusted, and looks the address up. */
+export async function lookupThreepidInvite(
+  s: ThreepidServices,
+  req: ThreepidInviteRequest,
+): Promise<{ kind: "user"; userId: string } | { kind: "unbound" }> {
   const { token, medium, address } = checkRequest(req);
   const is = s.identity.resolve(req.id_server);
   const bound = await s.identity.lookup(is, token, medium, address);
-  if (bound !== undefined) return { kind: "user", userId: bound };
+  return bound !== undefined ? { kind: "user", userId: bound } : { kind: "unbound" };
+}
+
+/** store-invite for an address the lookup did not find; no room changes. */
+export async function storeThreepidInvite(s: ThreepidServices, req: ThreepidInviteRequest, ctx: InviteRoomContext): Promise<PreparedThreepidInvite> {
+  const { token, medium, address } = checkRequest(req);
+  const is = s.identity.resolve(req.id_server);
   let profile: { displayname?: string; avatar_url?: string } = {};
   try {
     profile = await s.deps.profiles.getProfile(ctx.sender);
@@ -80,6 +89,13 @@ export async function prepareThreepidInvite(s: ThreepidServices, req: ThreepidIn
       key_validity_url: inv.key_validity_url,
     },
   };
+}
+
+/** Lookup, else store-invite; no room changes. */
+export async function prepareThreepidInvite(s: ThreepidServices, req: ThreepidInviteRequest, ctx: InviteRoomContext): Promise<PreparedThreepidInvite> {
+  const found = await lookupThreepidInvite(s, req);
+  if (found.kind === "user") return found;
+  return storeThreepidInvite(s, req, ctx);
 }
 
 /** An ordinary invite of a user the identity server named. Already invited → no event. */
@@ -267,6 +283,9 @@ export function createThreepidApi<DB>(deps: ThreepidDeps<DB>): ThreepidModule {
   const s = threepidServices(deps);
   return {
     prepareThreepidInvite: (req, ctx) => prepareThreepidInvite(s, req, ctx),
+    lookupThreepidInvite: (req) => lookupThreepidInvite(s, req),
+    storeThreepidInvite: (req, ctx) => storeThreepidInvite(s, req, ctx),
+    threepidInviteKey: (req) => `${req.medium}\u0000${normalizeInviteAddress(req.medium, req.address)}`,
     inviteByThreepid: (roomId, sender, req) => inviteByThreepid(s, roomId, sender, req),
     verifyThirdPartySigned: (roomId, signed, userId) => verifyThirdPartySigned(s, roomId, signed, userId),
     onbind: (body) => handleOnbind(s, body),
