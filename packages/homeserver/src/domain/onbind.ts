@@ -175,7 +175,17 @@ interface OnbindMemo {
   users: Map<string, Promise<boolean>>;
 }
 
-async function onbindOne(s: ThreepidServices, raw: unknown, memo: OnbindMemo, index: number): Promise<InviteOutcome> {
+/** A verified invite, ready to be claimed and sent. */
+interface ReadyInvite {
+  roomId: string;
+  token: string;
+  target: UserId;
+  ctx: { room_id: string; mxid: string; token: string; index: number };
+  ev: ThirdPartyMemberInvite;
+}
+
+/** Everything up to the claim: validation, reads and the signature and key checks. */
+async function prepareOne(s: ThreepidServices, raw: unknown, memo: OnbindMemo, index: number): Promise<InviteOutcome | ReadyInvite> {
   const validity = memo.validity;
   const log = s.deps.logger;
   let inv;
@@ -243,33 +253,133 @@ async function onbindOne(s: ThreepidServices, raw: unknown, memo: OnbindMemo, in
     log.warn({ ...ctx, reason: result.error.message }, result.retry ? "onbind: invite cannot be checked now; retry" : "onbind: invite refused");
     return result.retry ? "retry" : "refused";
   }
-  const now = s.deps.clock.now();
-  if (!(await s.store.claimOnbind(inv.room_id, signed.token, target, now))) {
-    const claim = await s.store.getOnbindClaim(inv.room_id, signed.token, target);
-    if (claim && claim.state === "pending" && now - claim.created_ts > STALE_CLAIM_MS) {
-      await s.store.releaseOnbind(inv.room_id, signed.token, target, claim.created_ts);
-      if (!(await s.store.claimOnbind(inv.room_id, signed.token, target, now))) return "done";
-    } else {
-      // Done before, or being done right now by another request (which answers for itself).
-      return "done";
-    }
+  return { roomId: inv.room_id, token: signed.token, target, ctx, ev: memberInvite(result.invite, result.displayName, signed) };
+}
+
+/** A claim that another request holds: taken over when stale, else left to its holder. */
+async function retakeClaim(s: ThreepidServices, r: ReadyInvite, now: number): Promise<boolean> {
+  const claim = await s.store.getOnbindClaim(r.roomId, r.token, r.target);
+  if (claim && claim.state === "pending" && now - claim.created_ts > STALE_CLAIM_MS) {
+    await s.store.releaseOnbind(r.roomId, r.token, r.target, claim.created_ts);
+    return s.store.claimOnbind(r.roomId, r.token, r.target, now);
   }
-  const ev = memberInvite(result.invite, result.displayName, signed);
+  // Done before, or being done right now by another request (which answers for itself).
+  return false;
+}
+
+/** Sends one claimed invite's member event; releases the claim when that fails. */
+async function sendClaimed(s: ThreepidServices, r: ReadyInvite): Promise<InviteOutcome> {
+  const log = s.deps.logger;
   try {
-    await s.deps.rooms.sendEvent({ roomId: inv.room_id, sender: ev.sender, type: "m.room.member", stateKey: ev.stateKey, content: ev.content });
+    await s.deps.rooms.sendEvent({ roomId: r.roomId, sender: r.ev.sender, type: "m.room.member", stateKey: r.ev.stateKey, content: r.ev.content });
   } catch (e) {
-    await s.store.releaseOnbind(inv.room_id, signed.token, target);
+    await s.store.releaseOnbind(r.roomId, r.token, r.target);
     if (isMatrixError(e) && e.status >= 400 && e.status < 500) {
-      log.warn({ ...ctx, reason: e.message }, "onbind: the room refused the invite");
+      log.warn({ ...r.ctx, reason: e.message }, "onbind: the room refused the invite");
       return "refused";
     }
-    log.error({ ...ctx, err: e }, "onbind: sending the invite failed; will be retried");
+    log.error({ ...r.ctx, err: e }, "onbind: sending the invite failed; will be retried");
     return "retry";
   }
-  await s.store.finishOnbind(inv.room_id, signed.token, target);
-  await s.store.forgetPendingToken(inv.room_id, signed.token);
-  log.info(ctx, "onbind: third-party invite delivered");
   return "done";
+}
+
+/** Runs `fn` over `n` items with at most `c` in flight. */
+async function inPool(n: number, c: number, fn: (i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    for (;;) {
+      const i = next++;
+      if (i >= n) return;
+      await fn(i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(c, n) }, worker));
+}
+
+/** Invites handled per round: checks in parallel, then one claim statement, the sends, one finishing transaction. */
+const ONBIND_ROUND = 200;
+
+/**
+ * One round of an onbind body: every invite is checked (reads, signature, cached key validity),
+ * the verified ones are claimed together (one statement per 100), their member events sent
+ * (concurrently: sends to one room share a transaction), and the claims of the sent ones marked
+ * done and their tokens forgotten in one transaction. A crash in between leaves claims
+ * `pending`, which a later onbind takes over once stale (no invite is sent twice).
+ */
+async function onbindRound(s: ThreepidServices, items: readonly { raw: unknown; index: number }[], memo: OnbindMemo, outcomes: InviteOutcome[], concurrency: number): Promise<number[]> {
+  const log = s.deps.logger;
+  const ready: ReadyInvite[] = [];
+  const readyIndex: number[] = [];
+  await inPool(items.length, concurrency, async (j) => {
+    const i = items[j]!.index;
+    try {
+      const r = await prepareOne(s, items[j]!.raw, memo, i);
+      if (typeof r === "string") outcomes[i] = r;
+      else {
+        ready.push(r);
+        readyIndex.push(i);
+      }
+    } catch (e) {
+      log.error({ index: i, err: e }, "onbind: invite failed unexpectedly; will be retried");
+      outcomes[i] = "retry";
+    }
+  });
+  // Two invites of one body for the same member of the same room (different tokens): the
+  // first is sent now, the others wait for the next round, which finds the member invited.
+  const deferred: number[] = [];
+  {
+    const firsts = new Set<string>();
+    const keepR: ReadyInvite[] = [];
+    const keepI: number[] = [];
+    ready.forEach((r, j) => {
+      const key = `${r.roomId}\u0000${r.target}`;
+      if (firsts.has(key)) deferred.push(readyIndex[j]!);
+      else {
+        firsts.add(key);
+        keepR.push(r);
+        keepI.push(readyIndex[j]!);
+      }
+    });
+    ready.splice(0, ready.length, ...keepR);
+    readyIndex.splice(0, readyIndex.length, ...keepI);
+  }
+  if (ready.length === 0) return deferred;
+  const now = s.deps.clock.now();
+  let claimed: boolean[];
+  try {
+    claimed = await s.store.claimOnbindMany(ready.map((r) => ({ roomId: r.roomId, token: r.token, mxid: r.target })), now);
+  } catch (e) {
+    log.error({ err: e }, "onbind: claiming failed; will be retried");
+    for (const i of readyIndex) outcomes[i] = "retry";
+    return deferred;
+  }
+  const sent: ReadyInvite[] = [];
+  await inPool(ready.length, Math.max(concurrency, 32), async (j) => {
+    const r = ready[j]!;
+    const i = readyIndex[j]!;
+    try {
+      if (!claimed[j] && !(await retakeClaim(s, r, now))) {
+        outcomes[i] = "done";
+        return;
+      }
+      const o = await sendClaimed(s, r);
+      outcomes[i] = o;
+      if (o === "done") sent.push(r);
+    } catch (e) {
+      log.error({ ...r.ctx, err: e }, "onbind: invite failed unexpectedly; will be retried");
+      outcomes[i] = "retry";
+    }
+  });
+  try {
+    await s.store.finishOnbindMany(sent.map((r) => ({ roomId: r.roomId, token: r.token, mxid: r.target })));
+  } catch (e) {
+    // The invites are in the rooms; a claim left `pending` only means a stale takeover later
+    // finds the member already invited and does nothing.
+    log.error({ err: e }, "onbind: marking claims done failed");
+  }
+  for (const r of sent) log.info(r.ctx, "onbind: third-party invite delivered");
+  return deferred;
 }
 
 /**
@@ -281,20 +391,14 @@ export async function handleOnbind(s: ThreepidServices, body: OnbindRequest): Pr
   const memo: OnbindMemo = { validity: new Map(), users: new Map() };
   const outcomes: InviteOutcome[] = new Array<InviteOutcome>(invites.length);
   const concurrency = Math.max(1, s.deps.config.onbindConcurrency ?? 8);
-  let next = 0;
-  const worker = async () => {
-    for (;;) {
-      const i = next++;
-      if (i >= invites.length) return;
-      try {
-        outcomes[i] = await onbindOne(s, invites[i], memo, i);
-      } catch (e) {
-        s.deps.logger.error({ index: i, err: e }, "onbind: invite failed unexpectedly; will be retried");
-        outcomes[i] = "retry";
-      }
+  let todo: { raw: unknown; index: number }[] = invites.map((raw, index) => ({ raw, index }));
+  while (todo.length > 0) {
+    const deferred: number[] = [];
+    for (let off = 0; off < todo.length; off += ONBIND_ROUND) {
+      deferred.push(...(await onbindRound(s, todo.slice(off, off + ONBIND_ROUND), memo, outcomes, concurrency)));
     }
-  };
-  await Promise.all(Array.from({ length: Math.min(concurrency, invites.length) }, worker));
+    todo = deferred.map((index) => ({ raw: invites[index], index }));
+  }
   const retry = outcomes.filter((o) => o === "retry").length;
   if (retry > 0) {
     throw new MatrixError("M_UNKNOWN", `${retry} of ${invites.length} invite(s) could not be processed now; retry later`, 502);

@@ -13,7 +13,7 @@
  * - `openid_tokens`: OpenID tokens with their expiry.
  */
 import type { Kysely } from "kysely";
-import type { Migration } from "@beckon/server-kit";
+import { inTransaction, type Migration } from "@beckon/server-kit";
 
 export interface PendingInviteRow {
   room_id: string;
@@ -176,6 +176,41 @@ export class ThreepidStore {
       .onConflict((oc) => oc.doNothing())
       .executeTakeFirst();
     return Number(res.numInsertedOrUpdatedRows ?? 0n) > 0;
+  }
+
+  /**
+   * Claims several (room, token, mxid) at once (one statement per 100); returns, per item,
+   * whether this call inserted its row (false: a row already held it).
+   */
+  async claimOnbindMany(items: readonly { roomId: string; token: string; mxid: string }[], now: number): Promise<boolean[]> {
+    const won = new Set<string>();
+    const k = (r: string, t: string, m: string) => `${r}\u0000${t}\u0000${m}`;
+    for (let i = 0; i < items.length; i += 100) {
+      const part = items.slice(i, i + 100);
+      const rows = await this.db
+        .insertInto("threepid_onbind_claims")
+        .values(part.map((x) => ({ room_id: x.roomId, token: x.token, mxid: x.mxid, state: "pending", created_ts: now })))
+        .onConflict((oc) => oc.doNothing())
+        .returning(["room_id", "token", "mxid"])
+        .execute();
+      for (const r of rows) won.add(k(r.room_id, r.token, r.mxid));
+    }
+    // A key listed twice is won by its first item only.
+    return items.map((x) => won.delete(k(x.roomId, x.token, x.mxid)));
+  }
+
+  /**
+   * For invites sent: their claims become done and their tokens stop being pending, all in one
+   * transaction (one commit for a whole onbind batch instead of two per invite).
+   */
+  async finishOnbindMany(items: readonly { roomId: string; token: string; mxid: string }[]): Promise<void> {
+    if (items.length === 0) return;
+    await inTransaction(this.db, async (trx) => {
+      for (const x of items) {
+        await trx.updateTable("threepid_onbind_claims").set({ state: "done" }).where("room_id", "=", x.roomId).where("token", "=", x.token).where("mxid", "=", x.mxid).execute();
+        await trx.deleteFrom("threepid_pending_invites").where("room_id", "=", x.roomId).where("token", "=", x.token).execute();
+      }
+    });
   }
 
   async getOnbindClaim(roomId: string, token: string, mxid: string): Promise<OnbindClaimRow | undefined> {
