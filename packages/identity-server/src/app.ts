@@ -28,7 +28,7 @@ import {
 } from "@beckon/server-kit";
 import type { FastifyInstance } from "fastify";
 import type { IdentityServerConfig } from "./config.js";
-import { createStores, SqliteHotReads, IS_MIGRATIONS_TABLE, storageMigrations, type IsDatabase, type Stores, type TransactionRunner } from "./storage/index.js";
+import { createStores, GroupCommitter, SqliteHotReads, IS_MIGRATIONS_TABLE, storageMigrations, type IsDatabase, type Stores, type TransactionRunner } from "./storage/index.js";
 import type { DomainContext, DomainMetrics, Limits, MailQueue, SmsSender } from "./domain/context.js";
 import { loadKeyRing } from "./domain/keys.js";
 import { initPepper, PepperCache } from "./domain/lookup.js";
@@ -142,6 +142,8 @@ export async function createIdentityServer(options: CreateIdentityServerOptions)
   const hot = hotPath && hotPath !== ":memory:" ? new SqliteHotReads(hotPath) : undefined;
   const stores = createStores(database.db, database.engine, hot);
   const transact: TransactionRunner = <T>(fn: (s: Stores) => Promise<T>) => inTransaction(database.db, (trx) => fn(createStores(trx, database.engine)));
+  const group = database.engine === "sqlite" ? new GroupCommitter(database.db, (trx) => createStores(trx, database.engine)) : undefined;
+  const transactGrouped: TransactionRunner | undefined = group ? <T>(fn: (s: Stores) => Promise<T>) => group.run(fn) : undefined;
 
   const metrics = createMetrics("beckon_is");
   const ownClient = options.homeservers
@@ -191,6 +193,7 @@ export async function createIdentityServer(options: CreateIdentityServerOptions)
   const ctx: DomainContext = {
     stores,
     transact,
+    ...(transactGrouped ? { transactGrouped } : {}),
     clock,
     notifier,
     keys,

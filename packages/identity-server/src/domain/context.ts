@@ -67,6 +67,11 @@ export interface DomainSettings {
 export interface DomainContext {
   stores: Stores;
   transact: TransactionRunner;
+  /**
+   * Like `transact`, but may share one commit with concurrent callers (SQLite group commit,
+   * each caller in its own savepoint; settles only after the commit). Absent: use `transact`.
+   */
+  transactGrouped?: TransactionRunner;
   clock: Clock;
   notifier: Notifier;
   keys: KeyRing;

@@ -108,7 +108,8 @@ export async function storeInvite(ctx: DomainContext, principal: Principal, req:
   // Prepared outside the transaction (it holds the SQLite writer): wasted only on a duplicate.
   const keys = generateEphemeralKeyPair(ctx.deterministicKeys ? ctx.randomBytes : undefined);
   const token = randomString(ctx, 128, ALPHABET_LETTERS);
-  const outcome = await ctx.transact(async (s) => {
+  // SQLite: concurrent store-invites share one commit (each in its own savepoint).
+  const outcome = await (ctx.transactGrouped ?? ctx.transact)(async (s) => {
     // Serialise identical requests on PostgreSQL (SQLite has one writer anyway).
     if (s.engine === "postgres") await sql`SELECT pg_advisory_xact_lock(${dedupeLockKey})`.execute(s.db);
     const dup = ctx.settings.inviteDedupeWindowMs > 0 ? await s.invites.findDuplicate(req.room_id, req.sender, req.medium, address, since, now) : undefined;

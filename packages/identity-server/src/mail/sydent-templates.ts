@@ -9,7 +9,14 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { randomInt } from "node:crypto";
-import nunjucks from "nunjucks";
+import { createRequire } from "node:module";
+import type Nunjucks from "nunjucks";
+
+/** nunjucks is loaded on the first Sydent template rendered, not at start (most servers use the built-in templates). */
+let nunjucksModule: typeof Nunjucks | undefined;
+function nunjucksLib(): typeof Nunjucks {
+  return (nunjucksModule ??= createRequire(import.meta.url)("nunjucks") as typeof Nunjucks);
+}
 import { MailTemplateError, pythonFormat, type MailTemplateName, type TemplateContext } from "./context.js";
 
 const FILE_OF: Record<MailTemplateName, string | undefined> = {
@@ -32,7 +39,7 @@ export interface TemplateFile {
 }
 
 const found = new Map<string, TemplateFile | null>();
-const environments = new Map<string, nunjucks.Environment>();
+const environments = new Map<string, Nunjucks.Environment>();
 const legacyTexts = new Map<string, string>();
 
 /**
@@ -115,6 +122,7 @@ const STRING_METHODS: Record<string, (s: string, ...args: unknown[]) => unknown>
  * and dict methods), plus string slices that stay strings (`name[:25]`) and common str methods.
  */
 function installPythonisms(): void {
+  const nunjucks = nunjucksLib();
   nunjucks.installJinjaCompat();
   const runtime = (nunjucks as unknown as { runtime: { memberLookup: MemberLookup } }).runtime;
   const compat = runtime.memberLookup;
@@ -131,9 +139,10 @@ function installPythonisms(): void {
   };
 }
 
-function environment(templateDir: string): nunjucks.Environment {
+function environment(templateDir: string): Nunjucks.Environment {
   let env = environments.get(templateDir);
   if (!env) {
+    const nunjucks = nunjucksLib();
     if (!jinjaCompat) {
       installPythonisms();
       jinjaCompat = true;

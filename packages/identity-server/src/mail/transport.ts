@@ -4,8 +4,8 @@
  * Certificates are verified by default (Sydent did not: CVE-2023-38686); `requireTls`
  * refuses to send without TLS. The test-only `insecureSkipTlsVerify` is loudly logged.
  */
-import { isIP } from "node:net";
-import nodemailer from "nodemailer";
+import { connect as netConnect, isIP, type Socket } from "node:net";
+import type { Transporter } from "nodemailer";
 import type SMTPPool from "nodemailer/lib/smtp-pool/index.js";
 import { headerSafe, isValidMailAddress, parseSenderAddress } from "./text.js";
 
@@ -132,8 +132,34 @@ export function createMailTransport(opts: MailTransportOptions): MailTransport {
     logger: false,
     ...(auth ? { auth } : {}),
     ...(opts.heloName !== undefined ? { name: opts.heloName } : {}),
+    // Our own TCP connection with Nagle off: nodemailer writes a message in several small
+    // chunks, and Nagle's algorithm against the receiver's delayed ACK stalled every mail by
+    // ~40 ms (the outbox drained ~70 mails/s over 5 connections). TLS (implicit or STARTTLS)
+    // is still negotiated by nodemailer over this socket, with the options above.
+    getSocket: (_o: unknown, cb: (err: Error | null, socket?: { connection: Socket }) => void) => {
+      const timeout = opts.timeoutsMs?.connection ?? 10_000;
+      const socket = netConnect({ host, port, noDelay: true });
+      let done = false;
+      const finish = (err: Error | null) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        if (err) {
+          socket.destroy();
+          cb(Object.assign(err, { code: (err as { code?: unknown }).code ?? "ECONNECTION" }));
+        } else {
+          cb(null, { connection: socket });
+        }
+      };
+      const timer = setTimeout(() => finish(Object.assign(new Error("Connection timeout"), { code: "ETIMEDOUT" })), timeout);
+      socket.once("connect", () => finish(null));
+      socket.once("error", finish);
+    },
   };
-  const transporter = nodemailer.createTransport(options);
+  // nodemailer is loaded on the first mail, not at start (~6 MB of RSS for a server that never mails).
+  let transporter: Promise<Transporter> | undefined;
+  const getTransporter = (): Promise<Transporter> =>
+    (transporter ??= import("nodemailer").then((m) => m.default.createTransport(options)));
 
   return {
     async send(msg) {
@@ -145,7 +171,7 @@ export function createMailTransport(opts: MailTransportOptions): MailTransport {
         if (/^[!-9;-~]+$/.test(name) && !RESERVED_HEADER.test(name)) headers[name] = headerSafe(value, 900);
       }
       try {
-        await transporter.sendMail({
+        await (await getTransporter()).sendMail({
           from: from.name !== undefined ? { name: from.name, address: from.address } : from.address,
           to: msg.to,
           // The envelope is exactly our one recipient, whatever the headers say.
@@ -163,13 +189,13 @@ export function createMailTransport(opts: MailTransportOptions): MailTransport {
     },
     async verify() {
       try {
-        await transporter.verify();
+        await (await getTransporter()).verify();
       } catch (e) {
         throw toMailSendError(e);
       }
     },
     close() {
-      transporter.close();
+      void transporter?.then((t) => t.close(), () => {});
     },
   };
 }

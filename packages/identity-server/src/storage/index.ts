@@ -23,6 +23,7 @@ export * from "./schema.js";
 export * from "./sessions.js";
 export * from "./settings.js";
 export * from "./sqlite-hot-reads.js";
+export * from "./group-commit.js";
 
 export interface Stores {
   /** The executor the stores are bound to (a database or a transaction), e.g. for the mail outbox. */

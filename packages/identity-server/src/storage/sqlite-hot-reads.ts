@@ -15,7 +15,7 @@ const SIZES = [1, 4, 16, 64, 256, 500];
 export class SqliteHotReads {
   readonly #db: Database.Database;
   readonly #token: Database.Statement<[string], { user_id: string; consent_version: string | null }>;
-  readonly #lookup = new Map<number, Database.Statement<unknown[], { lookup_hash: string; mxid: string }>>();
+  readonly #lookup = new Map<number, Database.Statement<unknown[], [string, string]>>();
   readonly #assoc: Database.Statement<[string, string, number, number], { mxid: string; ts: number; not_before: number; not_after: number }>;
 
   constructor(path: string) {
@@ -43,7 +43,10 @@ export class SqliteHotReads {
     let s = this.#lookup.get(size);
     if (!s) {
       const marks = Array.from({ length: size }, () => "?").join(",");
-      s = this.#db.prepare(`SELECT lookup_hash, mxid FROM is_associations WHERE lookup_hash IN (${marks}) AND not_before <= ? AND not_after > ?`);
+      // Raw rows (arrays): no per-row object with named keys for up to 500 rows per call.
+      s = this.#db
+        .prepare<unknown[], [string, string]>(`SELECT lookup_hash, mxid FROM is_associations WHERE lookup_hash IN (${marks}) AND not_before <= ? AND not_after > ?`)
+        .raw(true);
       this.#lookup.set(size, s);
     }
     return s;
@@ -59,7 +62,7 @@ export class SqliteHotReads {
       for (let j = 0; j < size; j++) params[j] = j < n ? hashes[i + j] : "";
       params[size] = now;
       params[size + 1] = now;
-      for (const r of this.#stmt(size).all(...params)) out.set(r.lookup_hash, r.mxid);
+      for (const r of this.#stmt(size).all(...params)) out.set(r[0], r[1]);
     }
     return out;
   }
