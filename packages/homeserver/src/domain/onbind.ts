@@ -21,12 +21,12 @@ import {
   isMatrixError,
   parseUserId,
   vOnbindInvite,
-  verifyJsonSignature,
+  verifyJsonSignatureSync,
   type OnbindRequest,
   type UserId,
 } from "@beckon/protocol";
-import { nodeCryptoProvider } from "@beckon/protocol/node";
 import type { StoredEvent } from "./contracts.js";
+import { memoSigningProvider } from "./verify-cache.js";
 import type { KeyValidity } from "../identity/client.js";
 import type { ThreepidServices } from "./threepid-services.js";
 
@@ -80,7 +80,7 @@ async function findSigningKey(signed: SignedBlock, keys: KeyEntry[]): Promise<Ke
       for (const keyId of Object.keys(byKey)) {
         if (!keyId.startsWith("ed25519:")) continue;
         // verifyJsonSignature decodes the key in either alphabet and never throws.
-        if (await verifyJsonSignature(signed, entity, keyId, key.publicKey, nodeCryptoProvider)) return key;
+        if (verifyJsonSignatureSync(signed, entity, keyId, key.publicKey, memoSigningProvider)) return key;
       }
     }
   }

@@ -11,11 +11,10 @@
  *   sender, content: { name: "Hi" }, prevEvents, authEvents, depth, originServerTs: now }, serverKey);
  */
 import {
-  computeContentHash,
+  computeContentHashBytes,
   computeEventId,
   decodeBase64,
   encodeBase64,
-  encodeBase64Url,
   eventSigningBytes,
   isJsonObject,
   type PDU,
@@ -105,6 +104,18 @@ export function verifyPduSignature(
   }
 }
 
+function asBuffer(b: Uint8Array): Buffer {
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+}
+
+/** Unpadded standard base64 (the same as `encodeBase64`, with Node's native encoder). */
+function b64(b: Uint8Array): string {
+  const s = asBuffer(b).toString("base64");
+  let end = s.length;
+  while (end > 0 && s.charCodeAt(end - 1) === 61 /* = */) end--;
+  return s.slice(0, end);
+}
+
 /**
  * Builds a complete PDU: content hash, signature by `key` over the redacted event, event ID
  * (reference hash). The result is what is stored and what the auth rules check.
@@ -129,14 +140,14 @@ export function buildPdu(input: NewPduInput, key: ServerSigningKey, crypto: Sync
     else base.content = content = { ...content, redacts: input.redacts };
   }
   const hash = (b: Uint8Array): Uint8Array => crypto.sha256Sync(b);
-  const hashed = { ...base, hashes: { sha256: computeContentHash(base, hash) } };
+  const hashed = { ...base, hashes: { sha256: b64(computeContentHashBytes(base, hash)) } };
   // The signature and the reference hash cover the same bytes (the redacted event without
   // `signatures`/`unsigned`), so one redaction and one canonical-JSON pass serve both.
   const bytes = eventSigningBytes(hashed, input.roomVersion);
-  const sig = encodeBase64(crypto.ed25519SignSync(key.seed, bytes));
+  const sig = b64(crypto.ed25519SignSync(key.seed, bytes));
   const signed: PDU = { ...hashed, signatures: { [key.serverName]: { [key.keyId]: sig } } };
   if (input.unsigned !== undefined) signed.unsigned = input.unsigned;
-  return { eventId: "$" + encodeBase64Url(hash(bytes)), pdu: signed };
+  return { eventId: "$" + asBuffer(hash(bytes)).toString("base64url"), pdu: signed };
 }
 
 /** The event ID of a stored PDU (`node:crypto` SHA-256). */

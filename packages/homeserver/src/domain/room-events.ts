@@ -9,6 +9,7 @@ import { MatrixError, stateKeyId, type PDU, type RoomVersion } from "@beckon/pro
 import { nodeCryptoProvider } from "@beckon/protocol/node";
 import type { Clock, Notifier } from "@beckon/server-kit";
 import { authEventKeys, checkEventAuth } from "./auth-rules.js";
+import { verifyEd25519Memo } from "./verify-cache.js";
 import { buildPdu, nextDepth, selectAuthEvents, type ServerSigningKey } from "./pdu.js";
 import type { EventRecord, NewEventRecord, RoomStore, RoomWriteTx, StateKey } from "../storage/index.js";
 
@@ -28,7 +29,8 @@ export interface StateEntry {
 
 export type StateMap = Map<string, StateEntry>;
 
-const verify = (pk: Uint8Array, msg: Uint8Array, sig: Uint8Array): boolean => nodeCryptoProvider.ed25519VerifySync(pk, msg, sig);
+// Third-party invite signatures were usually just verified by the onbind / third_party_signed check.
+const verify = verifyEd25519Memo;
 /** node:crypto SHA-256 for the event IDs the rules compute (the default is the portable pure-JS one). */
 const AUTH_OPTIONS = { hash: (b: Uint8Array): Uint8Array => nodeCryptoProvider.sha256Sync(b) };
 
