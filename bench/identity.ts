@@ -63,6 +63,8 @@ if (args.get("serve") === "true") {
   if (!(await server.ctx.stores.accounts.tokenOwner(TOKEN))) await server.ctx.stores.accounts.addToken(USER, TOKEN, Date.now());
   const { url } = await server.start({ host: "127.0.0.1", port: 0 });
   process.stdout.write(`READY ${url}\n`);
+  // SIGTERM: exit normally (lets `node --cpu-prof` write its profile); the parent normally SIGKILLs.
+  process.once("SIGTERM", () => process.exit(0));
   await new Promise(() => {});
 }
 
@@ -110,9 +112,18 @@ function stop(child: ChildProcess): Promise<void> {
   });
 }
 
-function rssMb(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+function rssMb(pid: number, field = "VmRSS"): number {
+  const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, "utf8"));
   return m ? Number(m[1]) / 1024 : NaN;
+}
+
+/**
+ * CPU time (user + system, ms) the process has used so far. Wall-clock rates swing 2× on this
+ * shared, loaded VM; the server's CPU time per operation is the steadier figure.
+ */
+function cpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+  return (Number(fields[11]) + Number(fields[12])) * (1000 / 100);
 }
 
 const hashOf = (i: number) => createHash("sha256").update(`user${i}@bench.example email ${PEPPER}`).digest("base64url");
@@ -145,7 +156,9 @@ try {
   const bareRes = await autocannon({ url: `${bare.url}/`, connections: 10, duration: seconds });
   await stop(bare.child);
   const is = await start(["--serve", `--db=${dbPath}`, `--smtp=${smtp.url}`]);
+  let c0 = cpuMs(is.child.pid!);
   const statusRes = await autocannon({ url: `${is.url}/_matrix/identity/v2`, connections: 10, duration: seconds });
+  results.status_server_cpu_us_per_req = Math.round(((cpuMs(is.child.pid!) - c0) * 1000) / (statusRes.requests.average * seconds));
   results.bare_fastify_rps = Math.round(bareRes.requests.average);
   results.status_rps = Math.round(statusRes.requests.average);
   results.status_vs_bare = Number((statusRes.requests.average / bareRes.requests.average).toFixed(2));
@@ -159,8 +172,14 @@ try {
       pepper: PEPPER,
       addresses: Array.from({ length: 1000 }, (_, i) => (i % 2 === 0 ? hashOf(i * 7) : `miss${i}`)),
     });
+    let c = cpuMs(is.child.pid!);
     const r1 = await autocannon({ url: `${is.url}/_matrix/identity/v2/lookup`, connections: 10, duration: seconds, method: "POST", headers: auth, body: one });
+    results[`lookup1_server_cpu_us_per_req_${label}`] = Math.round(((cpuMs(is.child.pid!) - c) * 1000) / (r1.requests.average * seconds));
+    c = cpuMs(is.child.pid!);
     const r1000 = await autocannon({ url: `${is.url}/_matrix/identity/v2/lookup`, connections: 10, duration: seconds, method: "POST", headers: auth, body: many });
+    const cpu1000 = cpuMs(is.child.pid!) - c;
+    results[`lookup1000_server_cpu_ms_per_req_${label}`] = Number((cpu1000 / (r1000.requests.average * seconds)).toFixed(2));
+    results[`lookup1000_hashes_per_server_cpu_s_${label}`] = Math.round((r1000.requests.average * seconds * 1000) / (cpu1000 / 1000));
     if (r1.non2xx || r1000.non2xx) throw new Error(`lookup errors: ${r1.non2xx} / ${r1000.non2xx}`);
     results[`lookup1_rps_${label}`] = Math.round(r1.requests.average);
     results[`lookup1_p99_ms_${label}`] = r1.latency.p99;
@@ -177,6 +196,7 @@ try {
   let next = 0;
   let failures = 0;
   const t0 = performance.now();
+  c0 = cpuMs(is.child.pid!);
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
       for (;;) {
@@ -194,14 +214,20 @@ try {
   );
   const inviteSeconds = (performance.now() - t0) / 1000;
   results.store_invite_per_s = Math.round(invitesN / inviteSeconds);
+  results.store_invite_server_cpu_ms_per_invite = Number(((cpuMs(is.child.pid!) - c0) / invitesN).toFixed(2));
+  results.mails_received_during_invites = smtp.mails.length - before;
+  const c1 = cpuMs(is.child.pid!);
   results.store_invite_failures = failures;
   const mailStart = performance.now();
   await smtp.waitForMails(before + invitesN, { timeoutMs: 120_000 });
   results.mails_received = smtp.mails.length - before;
   results.mail_drain_s_after_last_invite = Number(((performance.now() - mailStart) / 1000).toFixed(1));
+  results.mail_drain_server_cpu_ms = Math.round(cpuMs(is.child.pid!) - c1);
+  results.mails_per_s_overall = Math.round(invitesN / ((performance.now() - t0) / 1000));
 
   // 4. RSS of the server process at `big` associations (after the runs; the SQLite page cache is ~2 MB by default).
   results[`server_rss_mb_after_load_at_${big}`] = Number(rssMb(is.child.pid!).toFixed(1));
+  results[`server_rss_anon_mb_after_load_at_${big}`] = Number(rssMb(is.child.pid!, "RssAnon").toFixed(1));
   const metricsText = await (await fetch(`${is.url}/metrics`)).text();
   const heap = /beckon_is_nodejs_heap_size_used_bytes (\d+(?:\.\d+)?)/.exec(metricsText);
   if (heap?.[1]) results.server_heap_used_mb_after_load = Number((Number(heap[1]) / 1024 / 1024).toFixed(1));
@@ -214,6 +240,10 @@ try {
     await r.arrayBuffer();
   }
   results[`fresh_server_rss_mb_at_${big}`] = Number(rssMb(fresh.child.pid!).toFixed(1));
+  // RssFile is the mapped node binary and shared libraries (~35 MB for a bare `node`); RssAnon
+  // holds the V8 heap, native allocations and SQLite's page caches (2 connections × ≤ 2 MB).
+  results[`fresh_server_rss_anon_mb_at_${big}`] = Number(rssMb(fresh.child.pid!, "RssAnon").toFixed(1));
+  results[`fresh_server_rss_file_mb_at_${big}`] = Number(rssMb(fresh.child.pid!, "RssFile").toFixed(1));
   await stop(fresh.child);
 } finally {
   await smtp.close();
