@@ -355,7 +355,8 @@ async function onbindRound(s: ThreepidServices, items: readonly { raw: unknown; 
     return deferred;
   }
   const sent: ReadyInvite[] = [];
-  await inPool(ready.length, Math.max(concurrency, 32), async (j) => {
+  // All at once: sends into different rooms then share transactions (RoomEvents batches them).
+  await inPool(ready.length, ready.length, async (j) => {
     const r = ready[j]!;
     const i = readyIndex[j]!;
     try {

@@ -153,6 +153,10 @@ interface Pending {
 
 /** Most events written in one transaction. */
 const MAX_BATCH = 64;
+/** Most rooms whose first batches share one transaction. */
+const MAX_ROOMS_PER_TX = 128;
+
+type Outcome = { ok: true; eventId: string; built?: string } | { ok: false; error: unknown };
 
 export interface RoomEventsDeps {
   rooms: RoomStore;
@@ -188,12 +192,54 @@ export class RoomEvents {
       }
       const fresh = [item];
       this.queues.set(roomId, fresh);
-      // One turn of the event loop lets concurrent sends to this room join the batch.
-      setImmediate(() => void this.drain(roomId, fresh));
+      // One turn of the event loop lets concurrent sends to this room join the batch, and
+      // sends to other rooms share its transaction.
+      this.fresh.push(roomId);
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => void this.flush());
+      }
     });
   }
 
   private readonly queues = new Map<string, Pending[]>();
+  /** Rooms whose queue was created since the last flush. */
+  private fresh: string[] = [];
+  private flushScheduled = false;
+
+  /**
+   * Starts the queues created since the last turn: one room drains on its own; several rooms
+   * (e.g. an onbind inviting one user into many rooms) write their first batches in one
+   * transaction (at most {@link MAX_ROOMS_PER_TX} rooms each), then drain on their own.
+   */
+  private async flush(): Promise<void> {
+    this.flushScheduled = false;
+    const rooms = this.fresh;
+    this.fresh = [];
+    if (rooms.length === 1) {
+      const q = this.queues.get(rooms[0]!);
+      if (q) await this.drain(rooms[0]!, q);
+      return;
+    }
+    for (let i = 0; i < rooms.length; i += MAX_ROOMS_PER_TX) {
+      const groups: [string, Pending[]][] = [];
+      for (const roomId of rooms.slice(i, i + MAX_ROOMS_PER_TX)) {
+        const q = this.queues.get(roomId);
+        if (q) groups.push([roomId, q.splice(0, MAX_BATCH)]);
+      }
+      try {
+        await this.runMulti(groups);
+      } catch (e) {
+        for (const [, batch] of groups) for (const p of batch) p.reject(e);
+      }
+      // Whatever arrived meanwhile drains per room, as a single room's queue would.
+      for (const [roomId] of groups) {
+        const q = this.queues.get(roomId);
+        if (q && q.length > 0) void this.drain(roomId, q);
+        else this.queues.delete(roomId);
+      }
+    }
+  }
 
   private async drain(roomId: string, q: Pending[]): Promise<void> {
     let batch: Pending[] = [];
@@ -210,83 +256,74 @@ export class RoomEvents {
     }
   }
 
-  private async runBatch(roomId: string, batch: Pending[], mayRetry: boolean): Promise<void> {
-    type Outcome = { ok: true; eventId: string; built?: string } | { ok: false; error: unknown };
-    let outcomes: Outcome[] = [];
-    let stored: EventRecord[] = [];
-    try {
-      stored = await this.deps.rooms.withRoomWrite(roomId, async (tx) => {
-        outcomes = [];
-        const room = tx.room;
-        if (!room) {
-          for (let i = 0; i < batch.length; i++) outcomes.push({ ok: false, error: new MatrixError("M_NOT_FOUND", "Unknown room", 404) });
-          return [];
-        }
-        const state: StateMap = new Map();
-        const loaded = new Set<string>();
-        const chain = new ChainBuilder(roomId, asRoomVersion(room.roomVersion), this.deps.key, this.deps.clock.now(), room.latestEventId, room.latestDepth, state);
-        const batchTxns = new Map<string, string>();
-        // One query for the state every event of the batch needs (later events may add more).
-        const wanted = new Map<string, StateKey>();
-        for (const p of batch) for (const k of keysForDraft(p.draft, p.opts.extraKeys)) wanted.set(stateKeyId(k.type, k.stateKey), k);
-        const prefetched = await tx.getState([...wanted.values()]);
-        for (const [id, e] of prefetched) state.set(id, { eventId: e.eventId, pdu: e.pdu });
-        for (const id of wanted.keys()) loaded.add(id);
-        for (const p of batch) {
-          try {
-            const { draft, opts } = p;
-            const txnKey = opts.txn ? `${opts.txn.userId}\u0000${opts.txn.deviceId}\u0000${opts.txn.txnId}` : undefined;
-            if (opts.txn && txnKey) {
-              const existing = batchTxns.get(txnKey) ?? (await tx.getTxn(opts.txn.userId, opts.txn.deviceId, opts.txn.txnId));
-              if (existing) {
-                outcomes.push({ ok: true, eventId: existing });
-                continue;
-              }
-            }
-            const keys = keysForDraft(draft, opts.extraKeys).filter((k) => {
-              const id = stateKeyId(k.type, k.stateKey);
-              return !loaded.has(id) && !state.has(id);
-            });
-            if (keys.length > 0) {
-              const got = await tx.getState(keys);
-              for (const k of keys) {
-                const id = stateKeyId(k.type, k.stateKey);
-                loaded.add(id);
-                const e = got.get(id);
-                if (e && !state.has(id)) state.set(id, { eventId: e.eventId, pdu: e.pdu });
-              }
-            }
-            if (opts.precheck) {
-              const existing = await opts.precheck(state, tx);
-              if (existing !== undefined) {
-                outcomes.push({ ok: true, eventId: existing });
-                continue;
-              }
-            }
-            if (opts.dedupeState && draft.stateKey !== undefined) {
-              const cur = state.get(stateKeyId(draft.type, draft.stateKey));
-              if (cur && cur.pdu.sender === draft.sender && sameJson(cur.pdu.content, draft.content)) {
-                outcomes.push({ ok: true, eventId: cur.eventId });
-                continue;
-              }
-            }
-            const rec = chain.add(draft, opts.txn ? { txn: opts.txn } : {});
-            if (txnKey) batchTxns.set(txnKey, rec.eventId);
-            outcomes.push({ ok: true, eventId: rec.eventId, built: rec.eventId });
-          } catch (e) {
-            outcomes.push({ ok: false, error: e });
+  /** Builds, authorises and appends one room's batch inside `tx`; one outcome per item. */
+  private async processBatch(roomId: string, tx: RoomWriteTx, batch: Pending[]): Promise<{ outcomes: Outcome[]; stored: EventRecord[] }> {
+    const outcomes: Outcome[] = [];
+    const room = tx.room;
+    if (!room) {
+      for (let i = 0; i < batch.length; i++) outcomes.push({ ok: false, error: new MatrixError("M_NOT_FOUND", "Unknown room", 404) });
+      return { outcomes, stored: [] };
+    }
+    const state: StateMap = new Map();
+    const loaded = new Set<string>();
+    const chain = new ChainBuilder(roomId, asRoomVersion(room.roomVersion), this.deps.key, this.deps.clock.now(), room.latestEventId, room.latestDepth, state);
+    const batchTxns = new Map<string, string>();
+    // One query for the state every event of the batch needs (later events may add more).
+    const wanted = new Map<string, StateKey>();
+    for (const p of batch) for (const k of keysForDraft(p.draft, p.opts.extraKeys)) wanted.set(stateKeyId(k.type, k.stateKey), k);
+    const prefetched = await tx.getState([...wanted.values()]);
+    for (const [id, e] of prefetched) state.set(id, { eventId: e.eventId, pdu: e.pdu });
+    for (const id of wanted.keys()) loaded.add(id);
+    for (const p of batch) {
+      try {
+        const { draft, opts } = p;
+        const txnKey = opts.txn ? `${opts.txn.userId}\u0000${opts.txn.deviceId}\u0000${opts.txn.txnId}` : undefined;
+        if (opts.txn && txnKey) {
+          const existing = batchTxns.get(txnKey) ?? (await tx.getTxn(opts.txn.userId, opts.txn.deviceId, opts.txn.txnId));
+          if (existing) {
+            outcomes.push({ ok: true, eventId: existing });
+            continue;
           }
         }
-        return tx.append(chain.built);
-      });
-    } catch (e) {
-      if (mayRetry && batch.length > 1) {
-        for (const p of batch) await this.runBatch(roomId, [p], false);
-        return;
+        const keys = keysForDraft(draft, opts.extraKeys).filter((k) => {
+          const id = stateKeyId(k.type, k.stateKey);
+          return !loaded.has(id) && !state.has(id);
+        });
+        if (keys.length > 0) {
+          const got = await tx.getState(keys);
+          for (const k of keys) {
+            const id = stateKeyId(k.type, k.stateKey);
+            loaded.add(id);
+            const e = got.get(id);
+            if (e && !state.has(id)) state.set(id, { eventId: e.eventId, pdu: e.pdu });
+          }
+        }
+        if (opts.precheck) {
+          const existing = await opts.precheck(state, tx);
+          if (existing !== undefined) {
+            outcomes.push({ ok: true, eventId: existing });
+            continue;
+          }
+        }
+        if (opts.dedupeState && draft.stateKey !== undefined) {
+          const cur = state.get(stateKeyId(draft.type, draft.stateKey));
+          if (cur && cur.pdu.sender === draft.sender && sameJson(cur.pdu.content, draft.content)) {
+            outcomes.push({ ok: true, eventId: cur.eventId });
+            continue;
+          }
+        }
+        const rec = chain.add(draft, opts.txn ? { txn: opts.txn } : {});
+        if (txnKey) batchTxns.set(txnKey, rec.eventId);
+        outcomes.push({ ok: true, eventId: rec.eventId, built: rec.eventId });
+      } catch (e) {
+        outcomes.push({ ok: false, error: e });
       }
-      for (const p of batch) p.reject(e);
-      return;
     }
+    return { outcomes, stored: await tx.append(chain.built) };
+  }
+
+  /** Announces what was stored and settles every caller of the batch. */
+  private settle(batch: Pending[], outcomes: Outcome[], stored: EventRecord[]): void {
     const byId = new Map(stored.map((r) => [r.eventId, r]));
     if (stored.length > 0) this.announce(stored);
     batch.forEach((p, i) => {
@@ -295,6 +332,40 @@ export class RoomEvents {
       else if (!o.ok) p.reject(o.error);
       else p.resolve({ eventId: o.eventId, created: o.built !== undefined && byId.has(o.built) });
     });
+  }
+
+  private async runBatch(roomId: string, batch: Pending[], mayRetry: boolean): Promise<void> {
+    let res: { outcomes: Outcome[]; stored: EventRecord[] };
+    try {
+      res = await this.deps.rooms.withRoomWrite(roomId, (tx) => this.processBatch(roomId, tx, batch));
+    } catch (e) {
+      if (mayRetry && batch.length > 1) {
+        for (const p of batch) await this.runBatch(roomId, [p], false);
+        return;
+      }
+      for (const p of batch) p.reject(e);
+      return;
+    }
+    this.settle(batch, res.outcomes, res.stored);
+  }
+
+  /** First batches of several rooms in one transaction; on a database error, room by room. */
+  private async runMulti(groups: [string, Pending[]][]): Promise<void> {
+    let results: { outcomes: Outcome[]; stored: EventRecord[] }[];
+    try {
+      results = await this.deps.rooms.withRoomsWrite(
+        groups.map(([roomId]) => roomId),
+        async (txs) => {
+          const out: { outcomes: Outcome[]; stored: EventRecord[] }[] = [];
+          for (const [roomId, batch] of groups) out.push(await this.processBatch(roomId, txs.get(roomId)!, batch));
+          return out;
+        },
+      );
+    } catch {
+      for (const [roomId, batch] of groups) await this.runBatch(roomId, batch, true);
+      return;
+    }
+    groups.forEach(([, batch], i) => this.settle(batch, results[i]!.outcomes, results[i]!.stored));
   }
 
   /** Wakes sync long-polls for new events (after commit). */

@@ -75,6 +75,11 @@ export interface RoomWriteTx {
 
 export interface RoomStore {
   withRoomWrite<T>(roomId: string, fn: (tx: RoomWriteTx) => Promise<T>): Promise<T>;
+  /**
+   * Like {@link withRoomWrite} for several rooms in ONE transaction (rooms locked in sorted
+   * order, so concurrent multi-room writers cannot deadlock): `fn` gets each room's tx.
+   */
+  withRoomsWrite<T>(roomIds: readonly string[], fn: (txs: ReadonlyMap<string, RoomWriteTx>) => Promise<T>): Promise<T>;
   getRoom(roomId: string): Promise<RoomRecord | undefined>;
   getEvent(eventId: string): Promise<EventRecord | undefined>;
   /** Events by ID (missing ones are left out). */
@@ -244,165 +249,189 @@ const STATE_CACHE_ENTRIES_PER_ROOM = 5000;
 
 export function createRoomStore(db: Kysely<HomeserverDB>, engine: Engine): RoomStore {
   const stateCache = new Map<string, CachedState>();
-  const store: RoomStore = {
-    async withRoomWrite(roomId, fn) {
-      let staged: { base: CachedState | undefined; startLatest: string; local: Map<string, EventRecord | null>; latestAfter: string } | undefined;
-      const result = await inTransaction(db, async (trx) => {
-        staged = undefined;
-        const rows = await raw<HomeserverDB["hs_rooms"]>(
-          trx,
-          engine,
-          `SELECT room_id, room_version, creator, created_ts, latest_event_id, latest_depth, latest_stream FROM hs_rooms WHERE room_id = ?${engine === "postgres" ? " FOR UPDATE" : ""}`,
-          [roomId],
-        );
-        let room = rows[0] ? toRoomRecord(rows[0]) : undefined;
-        // Read through the shared cache when it matches the locked room; changes stay local
-        // until the commit (the shared cache is only touched afterwards).
-        const hit = stateCache.get(roomId);
-        let base = room && hit && hit.latestEventId === room.latestEventId ? hit : undefined;
-        const local = new Map<string, EventRecord | null>();
-        const startLatest = room?.latestEventId ?? "";
-        let latestAfter = startLatest;
-        const cached = (id: string): EventRecord | null | undefined => (local.has(id) ? local.get(id) : base?.entries.get(id));
-        const tx: RoomWriteTx = {
-          get room() {
-            return room;
-          },
-          async getState(keys) {
-            const out = new Map<string, EventRecord>();
-            const missing: StateKey[] = [];
-            for (const k of keys) {
+  type Staged = { base: CachedState | undefined; startLatest: string; local: Map<string, EventRecord | null>; latestAfter: string } | undefined;
+  /** Locks and reads one room inside `trx`; `stage()` after the work gives what the cache learns on commit. */
+  async function openRoomTx(trx: Transaction<HomeserverDB>, roomId: string): Promise<{ tx: RoomWriteTx; stage(): Staged }> {
+      const rows = await raw<HomeserverDB["hs_rooms"]>(
+        trx,
+        engine,
+        `SELECT room_id, room_version, creator, created_ts, latest_event_id, latest_depth, latest_stream FROM hs_rooms WHERE room_id = ?${engine === "postgres" ? " FOR UPDATE" : ""}`,
+        [roomId],
+      );
+      let room = rows[0] ? toRoomRecord(rows[0]) : undefined;
+      // Read through the shared cache when it matches the locked room; changes stay local
+      // until the commit (the shared cache is only touched afterwards).
+      const hit = stateCache.get(roomId);
+      let base = room && hit && hit.latestEventId === room.latestEventId ? hit : undefined;
+      const local = new Map<string, EventRecord | null>();
+      const startLatest = room?.latestEventId ?? "";
+      let latestAfter = startLatest;
+      const cached = (id: string): EventRecord | null | undefined => (local.has(id) ? local.get(id) : base?.entries.get(id));
+      const tx: RoomWriteTx = {
+        get room() {
+          return room;
+        },
+        async getState(keys) {
+          const out = new Map<string, EventRecord>();
+          const missing: StateKey[] = [];
+          for (const k of keys) {
+            const id = stateKeyId(k.type, k.stateKey);
+            const c = cached(id);
+            if (c === undefined) missing.push(k);
+            else if (c !== null) out.set(id, c);
+          }
+          if (missing.length > 0) {
+            const found = await selectState(trx, engine, roomId, missing);
+            for (const k of missing) {
               const id = stateKeyId(k.type, k.stateKey);
-              const c = cached(id);
-              if (c === undefined) missing.push(k);
-              else if (c !== null) out.set(id, c);
+              const e = found.get(id);
+              if (e) out.set(id, e);
+              local.set(id, e ?? null);
             }
-            if (missing.length > 0) {
-              const found = await selectState(trx, engine, roomId, missing);
-              for (const k of missing) {
-                const id = stateKeyId(k.type, k.stateKey);
-                const e = found.get(id);
-                if (e) out.set(id, e);
-                local.set(id, e ?? null);
-              }
-            }
-            return out;
-          },
-          async getTxn(userId, deviceId, txnId) {
-            const r = await raw<{ event_id: string }>(trx, engine, "SELECT event_id FROM hs_txns WHERE user_id = ? AND device_id = ? AND txn_id = ?", [userId, deviceId, txnId]);
-            return r[0]?.event_id;
-          },
-          async getAliasRoom(alias) {
-            const r = await trx.selectFrom("hs_aliases").select("room_id").where("alias", "=", alias).executeTakeFirst();
-            return r?.room_id;
-          },
-          async insertRoom(r) {
-            await trx
-              .insertInto("hs_rooms")
-              .values({
-                room_id: r.roomId,
-                room_version: r.roomVersion,
-                creator: r.creator,
-                created_ts: r.createdTs,
-                latest_event_id: "",
-                latest_depth: 0,
-                latest_stream: 0,
-              })
-              .execute();
-            room = { ...r, latestEventId: "", latestDepth: 0, latestStream: 0 };
-            base = undefined;
-          },
-          async insertAlias(a) {
-            await trx.insertInto("hs_aliases").values({ alias: a.alias, room_id: a.roomId, creator: a.creator, created_ts: a.now }).execute();
-          },
-          async append(events) {
-            if (events.length === 0) return [];
-            if (!room) throw new Error(`append to unknown room ${roomId}`);
-            const upd = await raw<{ pos: number | string }>(trx, engine, "UPDATE hs_stream SET pos = pos + ? WHERE id = 1 RETURNING pos", [events.length]);
-            const first = Number(upd[0]!.pos) - events.length + 1;
-            const records: EventRecord[] = events.map((e, i) => ({
-              eventId: e.eventId,
-              streamOrdering: first + i,
-              roomId,
-              type: e.pdu.type,
-              stateKey: e.pdu.state_key,
-              sender: e.pdu.sender,
-              originServerTs: e.pdu.origin_server_ts,
-              pdu: e.pdu,
-              unsigned: e.unsigned,
-              txnDeviceId: e.txn?.deviceId,
-              txnId: e.txn?.txnId,
-            }));
-            for (const part of chunks(records, 50)) {
-              const params: unknown[] = [];
-              for (const r of part) {
-                params.push(
-                  r.eventId,
-                  r.streamOrdering,
-                  roomId,
-                  r.type,
-                  r.stateKey ?? null,
-                  r.sender,
-                  r.originServerTs,
-                  JSON.stringify(r.pdu),
-                  r.unsigned && Object.keys(r.unsigned).length > 0 ? JSON.stringify(r.unsigned) : null,
-                  r.txnDeviceId ?? null,
-                  r.txnId ?? null,
-                );
-              }
-              await raw(
-                trx,
-                engine,
-                "INSERT INTO hs_events (event_id, stream_ordering, room_id, type, state_key, sender, origin_server_ts, json, unsigned_json, txn_device_id, txn_id) VALUES " +
-                  part.map(() => "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)").join(", "),
-                params,
+          }
+          return out;
+        },
+        async getTxn(userId, deviceId, txnId) {
+          const r = await raw<{ event_id: string }>(trx, engine, "SELECT event_id FROM hs_txns WHERE user_id = ? AND device_id = ? AND txn_id = ?", [userId, deviceId, txnId]);
+          return r[0]?.event_id;
+        },
+        async getAliasRoom(alias) {
+          const r = await trx.selectFrom("hs_aliases").select("room_id").where("alias", "=", alias).executeTakeFirst();
+          return r?.room_id;
+        },
+        async insertRoom(r) {
+          await trx
+            .insertInto("hs_rooms")
+            .values({
+              room_id: r.roomId,
+              room_version: r.roomVersion,
+              creator: r.creator,
+              created_ts: r.createdTs,
+              latest_event_id: "",
+              latest_depth: 0,
+              latest_stream: 0,
+            })
+            .execute();
+          room = { ...r, latestEventId: "", latestDepth: 0, latestStream: 0 };
+          base = undefined;
+        },
+        async insertAlias(a) {
+          await trx.insertInto("hs_aliases").values({ alias: a.alias, room_id: a.roomId, creator: a.creator, created_ts: a.now }).execute();
+        },
+        async append(events) {
+          if (events.length === 0) return [];
+          if (!room) throw new Error(`append to unknown room ${roomId}`);
+          const upd = await raw<{ pos: number | string }>(trx, engine, "UPDATE hs_stream SET pos = pos + ? WHERE id = 1 RETURNING pos", [events.length]);
+          const first = Number(upd[0]!.pos) - events.length + 1;
+          const records: EventRecord[] = events.map((e, i) => ({
+            eventId: e.eventId,
+            streamOrdering: first + i,
+            roomId,
+            type: e.pdu.type,
+            stateKey: e.pdu.state_key,
+            sender: e.pdu.sender,
+            originServerTs: e.pdu.origin_server_ts,
+            pdu: e.pdu,
+            unsigned: e.unsigned,
+            txnDeviceId: e.txn?.deviceId,
+            txnId: e.txn?.txnId,
+          }));
+          for (const part of chunks(records, 50)) {
+            const params: unknown[] = [];
+            for (const r of part) {
+              params.push(
+                r.eventId,
+                r.streamOrdering,
+                roomId,
+                r.type,
+                r.stateKey ?? null,
+                r.sender,
+                r.originServerTs,
+                JSON.stringify(r.pdu),
+                r.unsigned && Object.keys(r.unsigned).length > 0 ? JSON.stringify(r.unsigned) : null,
+                r.txnDeviceId ?? null,
+                r.txnId ?? null,
               );
             }
-            await project(trx, engine, roomId, records);
-            for (const e of events) {
-              if (!e.txn) continue;
-              await raw(trx, engine, "INSERT INTO hs_txns (user_id, device_id, txn_id, event_id, created_ts) VALUES (?, ?, ?, ?, ?)", [
-                e.txn.userId,
-                e.txn.deviceId,
-                e.txn.txnId,
-                e.eventId,
-                e.pdu.origin_server_ts,
-              ]);
-            }
-            const last = records[records.length - 1]!;
-            await raw(trx, engine, "UPDATE hs_rooms SET latest_event_id = ?, latest_depth = ?, latest_stream = ? WHERE room_id = ?", [
-              last.eventId,
-              last.pdu.depth,
-              last.streamOrdering,
-              roomId,
+            await raw(
+              trx,
+              engine,
+              "INSERT INTO hs_events (event_id, stream_ordering, room_id, type, state_key, sender, origin_server_ts, json, unsigned_json, txn_device_id, txn_id) VALUES " +
+                part.map(() => "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)").join(", "),
+              params,
+            );
+          }
+          await project(trx, engine, roomId, records);
+          for (const e of events) {
+            if (!e.txn) continue;
+            await raw(trx, engine, "INSERT INTO hs_txns (user_id, device_id, txn_id, event_id, created_ts) VALUES (?, ?, ?, ?, ?)", [
+              e.txn.userId,
+              e.txn.deviceId,
+              e.txn.txnId,
+              e.eventId,
+              e.pdu.origin_server_ts,
             ]);
-            room = { ...room, latestEventId: last.eventId, latestDepth: last.pdu.depth, latestStream: last.streamOrdering };
-            for (const r of records) if (r.stateKey !== undefined) local.set(stateKeyId(r.type, r.stateKey), r);
-            latestAfter = last.eventId;
-            return records;
-          },
-        };
-        const out = await fn(tx);
-        staged = room ? { base, startLatest, local, latestAfter } : undefined;
+          }
+          const last = records[records.length - 1]!;
+          await raw(trx, engine, "UPDATE hs_rooms SET latest_event_id = ?, latest_depth = ?, latest_stream = ? WHERE room_id = ?", [
+            last.eventId,
+            last.pdu.depth,
+            last.streamOrdering,
+            roomId,
+          ]);
+          room = { ...room, latestEventId: last.eventId, latestDepth: last.pdu.depth, latestStream: last.streamOrdering };
+          for (const r of records) if (r.stateKey !== undefined) local.set(stateKeyId(r.type, r.stateKey), r);
+          latestAfter = last.eventId;
+          return records;
+        },
+      };
+    return { tx, stage: () => (room ? { base, startLatest, local, latestAfter } : undefined) };
+  }
+  /** After a commit: the room's cache entry learns what the transaction read and wrote. */
+  function applyStaged(roomId: string, staged: Staged): void {
+    if (!staged) {
+      stateCache.delete(roomId);
+      return;
+    }
+    // Extend the entry we read through when nothing replaced it meanwhile; else start over.
+    const cur = stateCache.get(roomId);
+    const target: CachedState = cur && cur === staged.base && cur.latestEventId === staged.startLatest ? cur : { latestEventId: "", entries: new Map() };
+    for (const [k, v] of staged.local) target.entries.set(k, v);
+    target.latestEventId = staged.latestAfter;
+    stateCache.delete(roomId);
+    if (target.entries.size <= STATE_CACHE_ENTRIES_PER_ROOM) {
+      if (stateCache.size >= STATE_CACHE_ROOMS) {
+        const oldest = stateCache.keys().next();
+        if (!oldest.done) stateCache.delete(oldest.value);
+      }
+      stateCache.set(roomId, target);
+    }
+  }
+  const store: RoomStore = {
+    async withRoomWrite(roomId, fn) {
+      let staged: Staged;
+      const result = await inTransaction(db, async (trx) => {
+        staged = undefined;
+        const o = await openRoomTx(trx, roomId);
+        const out = await fn(o.tx);
+        staged = o.stage();
         return out;
       });
-      if (!staged) {
-        stateCache.delete(roomId);
-        return result;
-      }
-      // Extend the entry we read through when nothing replaced it meanwhile; else start over.
-      const cur = stateCache.get(roomId);
-      const target: CachedState = cur && cur === staged.base && cur.latestEventId === staged.startLatest ? cur : { latestEventId: "", entries: new Map() };
-      for (const [k, v] of staged.local) target.entries.set(k, v);
-      target.latestEventId = staged.latestAfter;
-      stateCache.delete(roomId);
-      if (target.entries.size <= STATE_CACHE_ENTRIES_PER_ROOM) {
-        if (stateCache.size >= STATE_CACHE_ROOMS) {
-          const oldest = stateCache.keys().next();
-          if (!oldest.done) stateCache.delete(oldest.value);
-        }
-        stateCache.set(roomId, target);
-      }
+      applyStaged(roomId, staged);
+      return result;
+    },
+    async withRoomsWrite(roomIds, fn) {
+      const ids = [...new Set(roomIds)].sort();
+      let staged: Staged[] = [];
+      const result = await inTransaction(db, async (trx) => {
+        staged = [];
+        const opened: { tx: RoomWriteTx; stage(): Staged }[] = [];
+        for (const id of ids) opened.push(await openRoomTx(trx, id));
+        const out = await fn(new Map(ids.map((id, i) => [id, opened[i]!.tx])));
+        staged = opened.map((o) => o.stage());
+        return out;
+      });
+      ids.forEach((id, i) => applyStaged(id, staged[i]));
       return result;
     },
     async getRoom(roomId) {
