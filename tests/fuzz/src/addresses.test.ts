@@ -136,10 +136,10 @@ const BAD_EMAILS: { address: string; defect?: string; errcodes?: string[] }[] = 
   { address: "alice@example..org" },
   { address: "alice@-example.org" },
   { address: `${long(600)}@example.org`, errcodes: ["M_INVALID_EMAIL", "M_INVALID_PARAM"] },
-  { address: "a\u0000b@example.org", defect: "DEF-5" },
-  { address: "a\u0007b@example.org", defect: "DEF-5" },
-  { address: "alice@exam\u202eple.org", defect: "DEF-5" },
-  { address: "alice\u2028@example.org", defect: "DEF-5" },
+  { address: "a\u0000b@example.org" },
+  { address: "a\u0007b@example.org" },
+  { address: "alice@exam\u202eple.org" },
+  { address: "alice\u2028@example.org" },
 ];
 
 /**

@@ -1,7 +1,8 @@
 /**
  * Defects the fuzzer found that are not fixed yet (docs/RELIABILITY.md, "Defects found").
  * A violation matching one is counted, not failed, and its minimal request is replayed by a
- * `todo` test (known-defects.test.ts) until the owner fixes it; then the entry is deleted.
+ * `todo` test (known-defects.test.ts) until the owner fixes it; then the entry is deleted
+ * (fixed so far: DEF-5 in 8f3d047, DEF-7 in 64e3c0a — see docs/RELIABILITY.md).
  */
 import type { InjectOptions } from "fastify";
 import type { FuzzCase } from "./gen.js";
@@ -61,32 +62,7 @@ const matrixErrorBody = (res: { status: number; body: string; contentType: strin
   }
 };
 
-/** The email/address a requestToken or store-invite body carries, when it is a string. */
-function emailOf(c: FuzzCase): string | undefined {
-  if (c.body.kind === "json" && typeof c.body.value === "object" && c.body.value !== null) {
-    const b = c.body.value as Record<string, unknown>;
-    const a = c.target === "identity.invite.store" ? b.address : b.email;
-    return typeof a === "string" ? a : undefined;
-  }
-  if (c.body.kind === "bytes" || c.body.kind === "text") {
-    const text = c.body.kind === "bytes" ? Buffer.from(c.body.hex, "hex").toString("utf8") : c.body.text;
-    const m = /"(?:email|address)"\s*:\s*"((?:[^"\\]|\\.)*)"/.exec(text);
-    try {
-      return m ? (JSON.parse(`"${m[1]}"`) as string) : undefined;
-    } catch {
-      return m?.[1];
-    }
-  }
-  return undefined;
-}
 
-/** Addresses outside plain `local@dotted.domain` ASCII, where the two IS validators disagree. */
-function unusualAddress(a: string): boolean {
-  const at = a.lastIndexOf("@");
-  const local = a.slice(0, at);
-  const domain = a.slice(at + 1);
-  return /[^A-Za-z0-9.@_+-]/.test(a) || local.includes("..") || local.startsWith(".") || local.endsWith(".") || !domain.includes(".");
-}
 
 export const KNOWN_DEFECTS: DocumentedDefect[] = [
   {
@@ -124,16 +100,6 @@ export const KNOWN_DEFECTS: DocumentedDefect[] = [
     fixed: matrixErrorBody,
   },
   {
-    id: "DEF-5",
-    owner: "identity-server (domain/threepid.ts isValidEmail vs mail/text.ts isValidMailAddress)",
-    summary:
-      "requestToken and store-invite accept addresses the mail outbox then refuses (NUL or other control characters, bidi controls, U+2028): 500 MailTemplateError instead of 400 M_INVALID_EMAIL (no mail is sent: the transaction rolls back; the HS 3PID invite turns it into 502 \"Could not reach the identity server\")",
-    repro: { method: "POST", url: "/_matrix/identity/v2/store-invite", payload: '{"medium":"email","address":"a\\u0000b@example.org","room_id":"{roomId}","sender":"{userId}"}' },
-    matches: (c, v) =>
-      v === "status 500" && (c.target === "identity.invite.store" || c.target === "identity.validate.email_request_token") && unusualAddress(emailOf(c) ?? ""),
-    fixed: (res) => res.status === 400 && res.body.includes("M_INVALID_EMAIL"),
-  },
-  {
     id: "DEF-6",
     owner: "homeserver (identity-server client)",
     summary:
@@ -145,19 +111,5 @@ export const KNOWN_DEFECTS: DocumentedDefect[] = [
     },
     matches: (c, v) => /^status 50[24] although the peer is up/.test(v) && /"id_access_token":"(?:[^"\\]|\\.)*(?:[^\x20-\x7e"\\]|\\[^"\\/])/.test(bodyText(c)),
     fixed: (res) => res.status < 500 && matrixErrorBody(res),
-  },
-  {
-    id: "DEF-7",
-    owner: "identity-server (3pid/unbind X-Matrix authentication)",
-    summary:
-      "`3pid/unbind` with an X-Matrix header fetches the signing keys of whatever `origin` the caller names (even when it is not the mxid's server) and echoes the network error to the caller (`connect ECONNREFUSED 127.0.0.1:1`, `DNS lookup of x failed: ENOTFOUND`): an unauthenticated port-scan/DNS oracle. Should be 403 M_FORBIDDEN when origin ≠ the mxid's server, before any connection, and a 502 without network details otherwise",
-    repro: {
-      method: "POST",
-      url: "/_matrix/identity/v2/3pid/unbind",
-      headers: { authorization: 'X-Matrix origin=localhost:1,key="ed25519:0",sig="a"' },
-      payload: '{"mxid":"{userId}","threepid":{"medium":"email","address":"a@example.org"}}',
-    },
-    matches: (c, v) => c.target === "identity.3pid.unbind" && c.auth.kind === "header" && c.auth.value.startsWith("X-Matrix") && /leaks internals|although the peer is up/.test(v),
-    fixed: (res) => matrixErrorBody(res) && !/ECONN|ENOTFOUND|127\.0\.0\.1/.test(res.body),
   },
 ];

@@ -77,6 +77,8 @@ export interface World {
   isPublicKey: string;
   /** An OpenID token of alice (for `openid/userinfo` and IS `account/register`). */
   openid: Record<string, unknown>;
+  /** An event alice sent in the room. */
+  eventId: string;
 }
 
 function served(app: FastifyInstance, d: EndpointDescriptor): boolean {
@@ -132,6 +134,7 @@ export async function buildWorld(stack: Stack): Promise<World> {
   const sp = linkParams(inviteMail.text, "/_matrix/identity/v2/sign-ed25519");
   const keys = si.public_keys as { public_key: string }[];
   const pk = await ok(is, "GET", "/_matrix/identity/v2/pubkey/ed25519:0");
+  const sent = await ok(hs, "PUT", `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/send/m.room.message/world1`, { token: alice.token, body: { msgtype: "m.text", body: "hello" } });
   const openid = await ok(hs, "POST", `/_matrix/client/v3/user/${encodeURIComponent(alice.userId)}/openid/request_token`, { token: alice.token, body: {} });
   return {
     alice,
@@ -148,6 +151,7 @@ export async function buildWorld(stack: Stack): Promise<World> {
     invite: { token: String(si.token), privateKey: sp.get("private_key") ?? "", publicKey: keys[0]?.public_key ?? "", ephemeralKey: keys[keys.length - 1]?.public_key ?? "" },
     isPublicKey: String(pk.public_key),
     openid,
+    eventId: String(sent.event_id),
   };
 }
 
@@ -239,7 +243,7 @@ export function secretsOf(w: World): Record<string, string> {
 }
 
 function paramPool(w: World): Record<string, string> {
-  return { roomId: w.roomId, userId: w.alice.userId, eventType: "m.room.message", stateKey: "", txnId: "t", roomAlias: w.alias, roomIdOrAlias: w.roomId, keyId: "ed25519:0" };
+  return { roomId: w.roomId, userId: w.alice.userId, eventType: "m.room.message", stateKey: "", txnId: "t", roomAlias: w.alias, roomIdOrAlias: w.roomId, keyId: "ed25519:0", eventId: w.eventId };
 }
 
 /** Long-polls are not bad input: keep `/sync` from waiting (any numeric timeout becomes 0). */
