@@ -50,7 +50,7 @@ describe("crash window: homeserver killed between the onbind claim and the membe
         const r = await call("GET", `${pair.hsUrl}/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/state/m.room.member/${encodeURIComponent(bob.userId)}`, alice.token);
         return r.status === 200 && r.json["membership"] === "invite";
       },
-      { timeoutMs: 15_000, intervalMs: 200, what: `the onbind invite of ${bob.userId}` },
+      { timeoutMs: 8_000, intervalMs: 200, what: `the onbind invite of ${bob.userId}` },
     ).catch((e: unknown) => {
       throw new Error(`${e instanceof Error ? e.message : String(e)}; the identity server logged "onbind delivered": ${delivered()}`);
     });

@@ -69,6 +69,8 @@ export interface PairOptions {
   engine: Engine;
   homeserver?: Record<string, unknown>;
   identityServer?: Record<string, unknown>;
+  /** A PostgreSQL URL to use as is (else a fresh database on TEST_POSTGRES_URL for "postgres"). */
+  databaseUrl?: string;
 }
 
 export interface Pair {
@@ -104,7 +106,7 @@ export async function startPair(opts: PairOptions): Promise<Pair> {
     dir.cleanup();
   };
   try {
-    if (opts.engine === "postgres") db = await createTempDatabase("beckon_faults");
+    if (opts.engine === "postgres" && !opts.databaseUrl) db = await createTempDatabase("beckon_faults");
     const hsPort = await freePort();
     let isPort = await freePort();
     while (isPort === hsPort) isPort = await freePort();
@@ -113,7 +115,8 @@ export async function startPair(opts: PairOptions): Promise<Pair> {
     const identityServer = { rate_limits: { enabled: false }, ...opts.identityServer };
     writeFileSync(beckonYaml, JSON.stringify({ homeserver, identity_server: identityServer }));
     const args = ["up", "--configs-only", "--config", beckonYaml, "--data-dir", dir.path, "--homeserver-port", String(hsPort), "--identity-port", String(isPort), "--smtp-url", smtp.url];
-    if (db) args.push("--database-url", db.url);
+    const databaseUrl = opts.databaseUrl ?? db?.url;
+    if (databaseUrl) args.push("--database-url", databaseUrl);
     const gen = spawnCli(args, `${dir.path}/configs.out`);
     await gen.exited;
     if (gen.proc.exitCode !== 0) throw new Error(`beckon up --configs-only failed:\n${gen.output()}`);
