@@ -100,11 +100,22 @@ async function idleRss(dbUrl: string, nodeFlags: string[] = []): Promise<number>
   const port = await freePort();
   const script = `
         import { createHomeserver, homeserverConfigFor } from "@beckon/homeserver";
+        import http from "node:http";
         const hs = await createHomeserver({ config: homeserverConfigFor({ server_name: "localhost:${port}", database_url: ${JSON.stringify(dbUrl)}, log_level: "silent", listen: "127.0.0.1:${port}" }) });
     await hs.start();
     const base = "http://127.0.0.1:${port}";
-    const reg = await (await fetch(base + "/_matrix/client/v3/register", { method: "POST", body: JSON.stringify({ username: "idle", auth: { type: "m.login.dummy" } }) })).json();
-    await fetch(base + "/_matrix/client/v3/createRoom", { method: "POST", headers: { authorization: "Bearer " + reg.access_token }, body: "{}" });
+    // node:http, not fetch: fetch would load undici (5-10 MB) into the process being measured.
+    const post = (path, body, token) => new Promise((resolve, reject) => {
+      const r = http.request(base + path, { method: "POST", headers: token ? { authorization: "Bearer " + token } : {} }, (res) => {
+        let d = "";
+        res.on("data", (c) => (d += c));
+        res.on("end", () => resolve(JSON.parse(d)));
+      });
+      r.on("error", reject);
+      r.end(body);
+    });
+    const reg = await post("/_matrix/client/v3/register", JSON.stringify({ username: "idle", auth: { type: "m.login.dummy" } }));
+    await post("/_matrix/client/v3/createRoom", "{}", reg.access_token);
     await new Promise((r) => setTimeout(r, 2000));
     globalThis.gc?.();
     await new Promise((r) => setTimeout(r, 500));
