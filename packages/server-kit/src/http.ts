@@ -5,6 +5,7 @@
  */
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import {
+  CanonicalJsonError,
   JsonParseError,
   MatrixError,
   isMatrixError,
@@ -64,6 +65,15 @@ export function createHttpApp(options: HttpAppOptions = {}): MatrixApp {
     logController: new LogController({ disableRequestLogging: true }),
     keepAliveTimeout: options.keepAliveTimeoutMs ?? 72_000,
     return503OnClosing: true,
+    // Errors Fastify raises before routing (malformed percent-encoding, over-long path
+    // parameters) are rendered as Matrix errors like every other error.
+    frameworkErrors: (error, _req, reply) => {
+      const code = (error as { code?: string }).code;
+      if (code === "FST_ERR_MAX_PARAM_LENGTH") {
+        return sendMatrixError(reply, new MatrixError("M_INVALID_PARAM", "A path parameter is too long", 414));
+      }
+      return sendMatrixError(reply, new MatrixError("M_INVALID_PARAM", "The request path is malformed", 400));
+    },
     routerOptions: { maxParamLength: 1000, ignoreTrailingSlash: true },
   });
   const routes: RouteRecord[] = [];
@@ -107,6 +117,8 @@ export function createHttpApp(options: HttpAppOptions = {}): MatrixApp {
 
   app.setErrorHandler((error: unknown, req, reply) => {
     if (isMatrixError(error)) return sendMatrixError(reply, error);
+    // Client-supplied content that canonical JSON cannot carry (floats, integers beyond ±(2^53−1)).
+    if (error instanceof CanonicalJsonError) return sendMatrixError(reply, new MatrixError("M_BAD_JSON", `Content is not valid canonical JSON: ${error.message}`, 400));
     const fe = error as { code?: string; statusCode?: number; message?: string };
     if (fe.code === "FST_ERR_CTP_BODY_TOO_LARGE") return sendMatrixError(reply, new MatrixError("M_TOO_LARGE", "Request body too large", 413));
     if (fe.code === "FST_ERR_CTP_INVALID_MEDIA_TYPE" || fe.code === "FST_ERR_CTP_EMPTY_JSON_BODY") {

@@ -166,8 +166,13 @@ export async function verifyThirdPartySigned(s: ThreepidServices, roomId: string
 
 type InviteOutcome = "done" | "refused" | "retry";
 
-/** A claim older than this is from a request that died; another may take it over. */
-const STALE_CLAIM_MS = 5 * 60_000;
+/**
+ * A claim older than this is from a request that died; another may take it over. The checks
+ * that can take long (key validity) happen before the claim; after it only the member event is
+ * written, so a live claim is seconds old at most. A crash between claim and send therefore
+ * delays that invite by about this long (the identity server retries), never loses it.
+ */
+const STALE_CLAIM_MS = 30_000;
 
 /** Per-request memo of lookups every invite of one onbind repeats (same invitee, few rooms). */
 interface OnbindMemo {
@@ -256,15 +261,23 @@ async function prepareOne(s: ThreepidServices, raw: unknown, memo: OnbindMemo, i
   return { roomId: inv.room_id, token: signed.token, target, ctx, ev: memberInvite(result.invite, result.displayName, signed) };
 }
 
-/** A claim that another request holds: taken over when stale, else left to its holder. */
-async function retakeClaim(s: ThreepidServices, r: ReadyInvite, now: number): Promise<boolean> {
+/**
+ * A claim that another request holds. Done before → nothing to do. Pending: when the member
+ * event is already in the room the invite is done; a stale claim (its request died) is taken
+ * over; a fresh one is either in progress elsewhere or was left by a crash between the claim and
+ * the send — the caller answers "retry" so the identity server comes back, never "done" (which
+ * would let it mark an invite delivered that no room holds).
+ */
+async function retakeClaim(s: ThreepidServices, r: ReadyInvite, now: number): Promise<"claimed" | "done" | "busy"> {
   const claim = await s.store.getOnbindClaim(r.roomId, r.token, r.target);
-  if (claim && claim.state === "pending" && now - claim.created_ts > STALE_CLAIM_MS) {
+  if (!claim || claim.state !== "pending") return "done";
+  const membership = await s.deps.rooms.getMembership(r.roomId, r.target);
+  if (membership === "invite" || membership === "join") return "done";
+  if (now - claim.created_ts > STALE_CLAIM_MS) {
     await s.store.releaseOnbind(r.roomId, r.token, r.target, claim.created_ts);
-    return s.store.claimOnbind(r.roomId, r.token, r.target, now);
+    return (await s.store.claimOnbind(r.roomId, r.token, r.target, now)) ? "claimed" : "busy";
   }
-  // Done before, or being done right now by another request (which answers for itself).
-  return false;
+  return "busy";
 }
 
 /** Sends one claimed invite's member event; releases the claim when that fails. */
@@ -360,9 +373,12 @@ async function onbindRound(s: ThreepidServices, items: readonly { raw: unknown; 
     const r = ready[j]!;
     const i = readyIndex[j]!;
     try {
-      if (!claimed[j] && !(await retakeClaim(s, r, now))) {
-        outcomes[i] = "done";
-        return;
+      if (!claimed[j]) {
+        const held = await retakeClaim(s, r, now);
+        if (held !== "claimed") {
+          outcomes[i] = held === "done" ? "done" : "retry";
+          return;
+        }
       }
       const o = await sendClaimed(s, r);
       outcomes[i] = o;

@@ -39,6 +39,11 @@ function checkRequest(req: ThreepidInviteRequest): { token: string; medium: stri
   if (typeof req.id_access_token !== "string" || req.id_access_token === "") {
     throw new MatrixError("M_MISSING_PARAM", "id_access_token is required for 3PID invites", 400);
   }
+  // It travels in an Authorization header: anything but visible ASCII could never be sent, and
+  // must not look like an unreachable identity server (502).
+  if (!/^[\x21-\x7e]{1,1024}$/.test(req.id_access_token)) {
+    throw new MatrixError("M_INVALID_PARAM", "id_access_token is not a valid token", 400);
+  }
   return { token: req.id_access_token, medium: req.medium, address: req.address.trim() };
 }
 

@@ -168,6 +168,11 @@ export function createIdentityClient(opts: IdentityClientOptions): IdentityClien
 
   /** An authenticated call: Bearer, falling back to `?access_token=` for servers that want it. */
   async function authed(is: ResolvedIdentityServer, path: string, accessToken: string, method: string, body?: unknown): Promise<OutboundResponse> {
+    // The token goes into a header: anything but visible ASCII could never be sent, and must
+    // not look like an unreachable identity server (502).
+    if (!/^[\x21-\x7e]{1,1024}$/.test(accessToken)) {
+      throw new MatrixError("M_INVALID_PARAM", "id_access_token is not a valid token", 400);
+    }
     const url = is.baseUrl + path;
     const json = body === undefined ? undefined : JSON.stringify(body);
     const attempt = (mode: TokenMode) => {

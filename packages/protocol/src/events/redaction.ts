@@ -89,11 +89,12 @@ function pick(content: Record<string, unknown>, keys: readonly string[]): Record
 function redactContent(type: unknown, content: Record<string, unknown>, roomVersion: RoomVersion): Record<string, unknown> {
   if (typeof type !== "string") return {};
   if (roomVersion === "10") {
-    const keys = CONTENT_V10[type];
+    // Own properties only: an event type such as "constructor" must not find Object.prototype's.
+    const keys = Object.hasOwn(CONTENT_V10, type) ? CONTENT_V10[type] : undefined;
     return keys ? pick(content, keys) : {};
   }
   if (type === "m.room.create") return clone(content);
-  const keys = CONTENT_V11[type];
+  const keys = Object.hasOwn(CONTENT_V11, type) ? CONTENT_V11[type] : undefined;
   if (!keys) return {};
   const out = pick(content, keys);
   if (type === "m.room.member") {
