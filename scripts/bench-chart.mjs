@@ -106,14 +106,16 @@ function parseTable(lines) {
   const targetCol = lower.findIndex((h) => h.startsWith("target"));
   const refCols = header.map((h, i) => (i > 0 && REFERENCE.test(h) ? i : -1)).filter((i) => i >= 0);
   let resultCol = lower.findIndex((h, i) => i > 0 && (/^result\b/.test(h) || /^beckon\b/.test(h)));
-  const runCols = lower.map((h, i) => (i > 0 && /^run\b/.test(h) ? i : -1)).filter((i) => i >= 0);
+  // `run N` and `after …` columns (before/after tables): the newest figure is the last of them.
+  const runCols = lower.map((h, i) => (i > 0 && /^(run|after)\b/.test(h) ? i : -1)).filter((i) => i >= 0);
+  const beforeCols = lower.map((h, i) => (i > 0 && /^before\b/.test(h) ? i : -1)).filter((i) => i >= 0);
   const unitHint = /\(([^)]*\/s|ms|s|mb|mib)\)/i.exec(header[0] ?? "")?.[1] ?? "";
   const out = [];
   for (const row of rows) {
     if (row.length < 2 || !row[0]) continue;
     let col = resultCol;
     if (col < 0) col = [...runCols].reverse().find((i) => parseFigure(row[i] ?? "")) ?? -1;
-    if (col < 0) col = row.findIndex((c, i) => i > 0 && i !== targetCol && !refCols.includes(i) && parseFigure(c));
+    if (col < 0) col = row.findIndex((c, i) => i > 0 && i !== targetCol && !refCols.includes(i) && !beforeCols.includes(i) && parseFigure(c));
     if (col < 0 || !row[col]) continue;
     const baseLabel = plain(row[0]);
     const targetFromLabel = /\(target\s*([^)]*)\)/i.exec(baseLabel)?.[1];
@@ -243,7 +245,9 @@ function chartable(sections) {
     for (const m of s.measurements) {
       if (!m.target && m.references.length === 0) continue;
       if (m.beckon.value <= 0) continue;
-      const verdict = m.target ? (m.target.met ?? (m.target.higherIsBetter ? m.beckon.value >= m.target.value : m.beckon.value <= m.target.value)) : undefined;
+      // Judged from the figure shown, never copied from the results file's prose (which may
+      // describe another run than the one picked here).
+      const verdict = m.target ? (m.target.higherIsBetter ? m.beckon.value >= m.target.value : m.beckon.value <= m.target.value) : undefined;
       groups.push({ section: s.name, ...m, verdict });
     }
   }
