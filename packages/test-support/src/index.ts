@@ -7,3 +7,4 @@ export * from "./temp.js";
 export * from "./postgres.js";
 export * from "./smtp.js";
 export * from "./wait.js";
+export * from "./process.js";

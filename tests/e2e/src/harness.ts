@@ -6,62 +6,31 @@
  * the same configs (`beckon up --configs-only`) and runs `beckon homeserver` and
  * `beckon identity-server` as two processes a test can stop, SIGKILL and restart on their own.
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { closeSync, fstatSync, openSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { freePort, tempDir, startSmtpReceiver, createTempDatabase, waitFor, type SmtpReceiver, type TempDatabase, type ReceivedMail } from "@beckon/test-support";
+import {
+  createTempDatabase,
+  freePort,
+  httpAnswers,
+  spawnLogged,
+  startSmtpReceiver,
+  tempDir,
+  waitFor,
+  type LoggedProcess,
+  type ReceivedMail,
+  type SmtpReceiver,
+  type TempDatabase,
+} from "@beckon/test-support";
+import { readFileSync } from "node:fs";
 import { IdentityClient, MatrixClient, ensureIdentityToken } from "@beckon/client";
 
 const BIN = fileURLToPath(new URL("../../../packages/cli/dist/bin.js", import.meta.url));
 
 export type Engine = "sqlite" | "postgres";
 
-export interface Proc {
-  readonly name: string;
-  readonly proc: ChildProcess;
-  output(): string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  alive(): boolean;
-}
+export type Proc = LoggedProcess;
 
-/**
- * Output goes to a file, not a pipe: if the test runner dies, a server writing to a broken pipe
- * would spin on EPIPE instead of exiting.
- */
 function startProc(name: string, args: string[], logFile: string, env: NodeJS.ProcessEnv = {}): Proc {
-  const fd = openSync(logFile, "a");
-  const start = fstatSync(fd).size;
-  let proc: ChildProcess;
-  try {
-    proc = spawn(process.execPath, [BIN, ...args], { stdio: ["ignore", fd, fd], env: { ...process.env, ...env } });
-  } finally {
-    closeSync(fd);
-  }
-  let done = false;
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
-    proc.once("exit", (code, signal) => {
-      done = true;
-      r({ code, signal });
-    }),
-  );
-  const output = () => {
-    try {
-      return readFileSync(logFile, "utf8").slice(start);
-    } catch {
-      return "";
-    }
-  };
-  return { name, proc, output, exited, alive: () => !done };
-}
-
-async function answering(url: string): Promise<boolean> {
-  try {
-    const r = await fetch(url, { signal: AbortSignal.timeout(1000) });
-    await r.arrayBuffer();
-    return r.status < 500;
-  } catch {
-    return false;
-  }
+  return spawnLogged(name, BIN, args, logFile, env);
 }
 
 async function distinctPorts(n: number): Promise<number[]> {
@@ -110,7 +79,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     const servers = new Map<"homeserver" | "identity-server", Proc>();
 
     const waitUp = async (url: string, p: Proc, what: string) => {
-      await waitFor(async () => (await answering(url)) || !p.alive(), { timeoutMs: STARTUP_MS, intervalMs: 100, what });
+      await waitFor(async () => (await httpAnswers(url)) || !p.alive(), { timeoutMs: STARTUP_MS, intervalMs: 100, what });
       if (!p.alive()) throw new Error(`${what}: the process exited:\n${p.output()}`);
     };
     const startServer = async (which: "homeserver" | "identity-server") => {

@@ -7,12 +7,22 @@
  * The e2e harness (harness.ts) starts stacks with the generated configs only; these tests need a
  * few settings changed (outbound timeout, fake identity servers in the map), hence this file.
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { closeSync, fstatSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
-import { createTempDatabase, freePort, startSmtpReceiver, tempDir, waitFor, type SmtpReceiver, type TempDatabase } from "@beckon/test-support";
+import {
+  createTempDatabase,
+  freePort,
+  httpAnswers,
+  spawnLogged,
+  startSmtpReceiver,
+  tempDir,
+  waitFor,
+  type LoggedProcess,
+  type SmtpReceiver,
+  type TempDatabase,
+} from "@beckon/test-support";
 import { createIdentityServer, loadIdentityServerConfig, type IdentityServer } from "@beckon/identity-server";
 import type { Clock } from "@beckon/server-kit";
 import { encodeBase64, encodeBase64Url } from "@beckon/protocol";
@@ -23,48 +33,10 @@ const BIN = fileURLToPath(new URL("../../../packages/cli/dist/bin.js", import.me
 
 export type Engine = "sqlite" | "postgres";
 
-interface Child {
-  name: string;
-  proc: ChildProcess;
-  exited: Promise<unknown>;
-  alive(): boolean;
-  output(): string;
-}
+type Child = LoggedProcess;
 
 function spawnCli(name: string, args: string[], logFile: string): Child {
-  const fd = openSync(logFile, "a");
-  const start = fstatSync(fd).size;
-  let proc: ChildProcess;
-  try {
-    proc = spawn(process.execPath, [BIN, ...args], { stdio: ["ignore", fd, fd] });
-  } finally {
-    closeSync(fd);
-  }
-  let done = false;
-  const exited = new Promise((r) => proc.once("exit", (code, signal) => ((done = true), r({ code, signal }))));
-  return {
-    name,
-    proc,
-    exited,
-    alive: () => !done,
-    output: () => {
-      try {
-        return readFileSync(logFile, "utf8").slice(start);
-      } catch {
-        return "";
-      }
-    },
-  };
-}
-
-async function answers(url: string): Promise<boolean> {
-  try {
-    const r = await fetch(url, { signal: AbortSignal.timeout(1000) });
-    await r.arrayBuffer();
-    return r.status < 500;
-  } catch {
-    return false;
-  }
+  return spawnLogged(name, BIN, args, logFile);
 }
 
 export interface LifeStackOptions {
@@ -128,7 +100,7 @@ export async function startLifeStack(opts: LifeStackOptions): Promise<LifeStack>
     const hsUrl = `http://127.0.0.1:${hsPort}`;
     const isUrl = `http://127.0.0.1:${isPort}`;
     const waitUp = async (url: string, c: Child | undefined, what: string) => {
-      await waitFor(async () => (await answers(url)) || (c !== undefined && !c.alive()), { timeoutMs: 60_000, intervalMs: 100, what });
+      await waitFor(async () => (await httpAnswers(url)) || (c !== undefined && !c.alive()), { timeoutMs: 60_000, intervalMs: 100, what });
       if (c && !c.alive()) throw new Error(`${what} exited:\n${c.output()}`);
     };
     const hs = spawnCli("homeserver", ["homeserver", "--config", `${dir.path}/homeserver.yaml`], `${dir.path}/homeserver.out`);

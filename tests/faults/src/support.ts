@@ -7,10 +7,21 @@
  * Copied in small from tests/e2e/src/lifecycle-support.ts and harness.ts, which are not exported
  * from that workspace.
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { closeSync, fstatSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { createTempDatabase, freePort, startSmtpReceiver, tempDir, waitFor, type ReceivedMail, type SmtpReceiver, type TempDatabase } from "@beckon/test-support";
+import {
+  createTempDatabase,
+  freePort,
+  httpAnswers,
+  spawnLogged,
+  startSmtpReceiver,
+  tempDir,
+  waitFor,
+  type LoggedProcess,
+  type ReceivedMail,
+  type SmtpReceiver,
+  type TempDatabase,
+} from "@beckon/test-support";
 import { IdentityClient, MatrixClient, ensureIdentityToken } from "@beckon/client";
 
 const BIN = fileURLToPath(new URL("../../../packages/cli/dist/bin.js", import.meta.url));
@@ -23,46 +34,10 @@ export function trials(bounded: number, soak: number): number {
   return process.env.BECKON_SOAK ? soak : bounded;
 }
 
-interface Child {
-  proc: ChildProcess;
-  exited: Promise<unknown>;
-  alive(): boolean;
-  output(): string;
-}
+type Child = LoggedProcess;
 
 function spawnCli(args: string[], logFile: string): Child {
-  const fd = openSync(logFile, "a");
-  const start = fstatSync(fd).size;
-  let proc: ChildProcess;
-  try {
-    proc = spawn(process.execPath, [BIN, ...args], { stdio: ["ignore", fd, fd] });
-  } finally {
-    closeSync(fd);
-  }
-  let done = false;
-  const exited = new Promise((r) => proc.once("exit", (code, signal) => ((done = true), r({ code, signal }))));
-  return {
-    proc,
-    exited,
-    alive: () => !done,
-    output: () => {
-      try {
-        return readFileSync(logFile, "utf8").slice(start);
-      } catch {
-        return "";
-      }
-    },
-  };
-}
-
-async function answers(url: string): Promise<boolean> {
-  try {
-    const r = await fetch(url, { signal: AbortSignal.timeout(1000) });
-    await r.arrayBuffer();
-    return r.status < 500;
-  } catch {
-    return false;
-  }
+  return spawnLogged(args[0] ?? "beckon", BIN, args, logFile);
 }
 
 export interface PairOptions {
@@ -126,7 +101,7 @@ export async function startPair(opts: PairOptions): Promise<Pair> {
       const c = spawnCli([which, "--config", `${dir.path}/${which}.yaml`], `${dir.path}/${which}.out`);
       children.set(which, c);
       const url = which === "homeserver" ? `${hsUrl}/_matrix/client/versions` : `${isUrl}/_matrix/identity/versions`;
-      await waitFor(async () => (await answers(url)) || !c.alive(), { timeoutMs: 60_000, intervalMs: 50, what: `the ${which}` });
+      await waitFor(async () => (await httpAnswers(url)) || !c.alive(), { timeoutMs: 60_000, intervalMs: 50, what: `the ${which}` });
       if (!c.alive()) throw new Error(`the ${which} exited:\n${c.output()}`);
     };
     await Promise.all([start("identity-server"), start("homeserver")]);
