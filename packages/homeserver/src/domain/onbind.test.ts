@@ -1,10 +1,10 @@
 import { test, describe, before, after, beforeEach } from "node:test";
 import assert from "node:assert/strict";
-import { encodeBase64, encodeBase64Url, decodeBase64, isMatrixError, signJson, type OnbindRequest } from "@beckon/protocol";
+import { encodeBase64, encodeBase64Url, decodeBase64, signJson, type OnbindRequest } from "@beckon/protocol";
 import { nodeCryptoProvider } from "@beckon/protocol/node";
 import type { DatabaseHandle } from "@beckon/server-kit";
 import { freePort } from "@beckon/test-support";
-import { fetchOutbound, startFakeIdentityServer, type FakeIdentityServer } from "../identity/testing.js";
+import { fetchOutbound, rejectsMatrix, startFakeIdentityServer, type FakeIdentityServer } from "../identity/testing.js";
 import { createThreepidApi } from "./third-party-invites.js";
 import { FakeRooms, threepidTestDb, threepidTestDeps } from "./threepid-testing.js";
 import type { ThreepidDatabase } from "./threepid-storage.js";
@@ -13,15 +13,6 @@ const ROOM = "!room:hs.test";
 const OTHER_ROOM = "!other:hs.test";
 const ALICE = "@alice:hs.test";
 const BOB = "@bob:hs.test";
-
-async function rejectsMatrix(p: Promise<unknown>, errcode: string, status: number): Promise<void> {
-  await assert.rejects(p, (e: unknown) => {
-    assert.ok(isMatrixError(e), `expected a MatrixError, got ${String(e)}`);
-    assert.equal(e.errcode, errcode, e.message);
-    assert.equal(e.status, status, e.message);
-    return true;
-  });
-}
 
 describe("onbind and third_party_signed verification", () => {
   let fake: FakeIdentityServer;

@@ -1,25 +1,15 @@
 import { test, describe, before, after, beforeEach } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { isMatrixError } from "@beckon/protocol";
 import { createTempDatabase, postgresSkipReason, tempDir } from "@beckon/test-support";
 import type { DatabaseHandle } from "@beckon/server-kit";
-import { fetchOutbound, startFakeIdentityServer, type FakeIdentityServer } from "../identity/testing.js";
+import { fetchOutbound, rejectsMatrix, startFakeIdentityServer, type FakeIdentityServer } from "../identity/testing.js";
 import { createThreepidApi } from "./third-party-invites.js";
 import { FakeRooms, threepidTestDb, threepidTestDeps } from "./threepid-testing.js";
 import type { ThreepidDatabase } from "./threepid-storage.js";
 
 const ROOM = "!room:hs.test";
 const ALICE = "@alice:hs.test";
-
-async function rejectsMatrix(p: Promise<unknown>, errcode: string, status: number): Promise<void> {
-  await assert.rejects(p, (e: unknown) => {
-    assert.ok(isMatrixError(e), `expected a MatrixError, got ${String(e)}`);
-    assert.equal(e.errcode, errcode, e.message);
-    assert.equal(e.status, status, e.message);
-    return true;
-  });
-}
 
 describe("3PID invites (domain, fake room core, misbehaving identity server)", () => {
   let fake: FakeIdentityServer;

@@ -6,18 +6,9 @@ import { nodeCryptoProvider } from "@beckon/protocol/node";
 import { freePort } from "@beckon/test-support";
 import { createIdentityClient, type IdentityClient } from "./client.js";
 import { resolveIdentityServer, checkValidityUrl, isPublicIp } from "./trust.js";
-import { fetchOutbound, startFakeIdentityServer, type FakeIdentityServer } from "./testing.js";
+import { fetchOutbound, rejectsMatrix, startFakeIdentityServer, type FakeIdentityServer } from "./testing.js";
 
 const HS_SEED = new Uint8Array(32).fill(3);
-
-async function rejectsMatrix(p: Promise<unknown>, errcode: string, status: number): Promise<void> {
-  await assert.rejects(p, (e: unknown) => {
-    assert.ok(isMatrixError(e), `expected a MatrixError, got ${String(e)}`);
-    assert.equal(e.errcode, errcode, e.message);
-    assert.equal(e.status, status, e.message);
-    return true;
-  });
-}
 
 describe("identity server trust (DECISIONS.md)", () => {
   const trust = { map: { "localhost:8090": "http://127.0.0.1:8090/" }, onlyMapped: false, allowPrivate: false };

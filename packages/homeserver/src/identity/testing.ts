@@ -11,7 +11,8 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { AddressInfo } from "node:net";
-import { encodeBase64, encodeBase64Url, lookupHash, signJson } from "@beckon/protocol";
+import assert from "node:assert/strict";
+import { encodeBase64, encodeBase64Url, isMatrixError, lookupHash, signJson } from "@beckon/protocol";
 import { nodeCryptoProvider } from "@beckon/protocol/node";
 import type { OutboundLike, OutboundRequestOptions, OutboundResponse } from "./outbound.js";
 
@@ -274,4 +275,14 @@ export async function startFakeIdentityServer(opts: { tls?: { key: string; cert:
       server.close(() => resolve());
     });
   return fake;
+}
+
+/** Asserts that `p` rejects with a MatrixError of this errcode and status. */
+export async function rejectsMatrix(p: Promise<unknown>, errcode: string, status: number): Promise<void> {
+  await assert.rejects(p, (e: unknown) => {
+    assert.ok(isMatrixError(e), `expected a MatrixError, got ${String(e)}`);
+    assert.equal(e.errcode, errcode, e.message);
+    assert.equal(e.status, status, e.message);
+    return true;
+  });
 }
