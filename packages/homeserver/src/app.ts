@@ -42,7 +42,6 @@ import { threepidMigrations } from "./domain/threepid-storage.js";
 import type { ServerSigningKey } from "./domain/pdu.js";
 import type { OutboundLike } from "./identity/outbound.js";
 import { userAuthenticator } from "./http/auth.js";
-import { slashTolerantRouter } from "./http/descriptors-local.js";
 import { registerAccountRoutes } from "./http/client/account.js";
 import { registerAccountDataRoutes } from "./http/client/account-data.js";
 import { registerDiscoveryRoutes } from "./http/client/discovery.js";
@@ -175,7 +174,7 @@ export async function createHomeserver(opts: CreateHomeserverOptions): Promise<H
     const metrics = createMetrics("beckon_hs");
     metrics.instrumentApp(m.app);
     metrics.registerMetricsRoute(m.app);
-    const router = slashTolerantRouter(createRouter<Principal>(m, { authenticators: { user: userAuthenticator(accounts) } }));
+    const router = createRouter<Principal>(m, { authenticators: { user: userAuthenticator(accounts) } });
     const publicBaseUrl = config.public_base_url ?? `http://${config.listen.host.includes(":") ? `[${config.listen.host}]` : config.listen.host}:${config.listen.port}`;
     const ctx: HttpContext = {
       router,

@@ -91,3 +91,16 @@ test("router: repeated query keys reach the query validator; aliases may omit tr
   assert.equal(r.statusCode, 200);
   await m.app.close();
 });
+
+test("router: a path and its trailing-slash twin are one route (no duplicate-route error)", async () => {
+  const m = createHttpApp();
+  const router = createRouter<string>(m, { authenticators: {} });
+  const twin = endpoint({ id: "test.twin", api: "key", method: "GET", path: "/_test/key/server", aliases: ["/_test/key/server/"], auth: "none", rateLimited: false });
+  router.add(twin, () => ({ ok: true }));
+  await m.app.ready();
+  for (const url of ["/_test/key/server", "/_test/key/server/"]) {
+    const r = await m.app.inject({ method: "GET", url });
+    assert.equal(r.statusCode, 200, url);
+  }
+  await m.app.close();
+});

@@ -216,7 +216,15 @@ export interface Router<P> {
 export function createRouter<P>(m: MatrixApp, options: RouterOptions<P>): Router<P> {
   return {
     add(d, handler) {
-      const paths = [d.path, ...(d.aliases ?? [])];
+      // The app ignores trailing slashes, so paths that differ only by one are one route:
+      // register it once (Fastify would refuse the duplicate).
+      const seen = new Set<string>();
+      const paths = [d.path, ...(d.aliases ?? [])].filter((p) => {
+        const norm = p.length > 1 && p.endsWith("/") ? p.slice(0, -1) : p;
+        if (seen.has(norm)) return false;
+        seen.add(norm);
+        return true;
+      });
       const declaredParams = pathParams(d.path);
       for (const path of paths) {
         const url = toRoutePattern(path);
