@@ -11,6 +11,7 @@ import { setMaxListeners } from "node:events";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { MatrixClient, Transport, type FetchLike } from "@beckon/client";
+import { percentile } from "./lib/index.js";
 
 const args = new Map(
   process.argv.slice(2).map((a) => {
@@ -28,9 +29,6 @@ const gc = runInNewContext("gc") as () => void;
 
 const BODY = JSON.stringify({ user_id: "@alice:localhost:8008", device_id: "ABCDEFGHIJ", is_guest: false });
 
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
 
 async function latency(): Promise<{ raw: number[]; rawTimeout: number[]; sdk: number[]; lean: number[] }> {
   const server = createServer((_req, res) => {

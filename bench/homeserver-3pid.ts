@@ -22,6 +22,7 @@ import { join } from "node:path";
 import { spawn, type ChildProcess } from "node:child_process";
 import { createHomeserver, homeserverConfigFor } from "@beckon/homeserver";
 import { freePort, startSmtpReceiver, tempDir } from "@beckon/test-support";
+import { percentile, json, must, pool } from "./lib/index.js";
 
 const args = new Map(
   process.argv.slice(2).map((a) => {
@@ -41,39 +42,9 @@ const V3 = "/_matrix/client/v3";
 const IS2 = "/_matrix/identity/v2";
 const enc = encodeURIComponent;
 
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
-}
 
-async function json(url: string, init: { method?: string; token?: string; body?: unknown } = {}): Promise<{ status: number; body: Record<string, unknown> }> {
-  const headers: Record<string, string> = {};
-  if (init.token) headers.authorization = `Bearer ${init.token}`;
-  if (init.body !== undefined) headers["content-type"] = "application/json";
-  const res = await fetch(url, { method: init.method ?? "GET", headers, ...(init.body !== undefined ? { body: JSON.stringify(init.body) } : {}) });
-  const text = await res.text();
-  return { status: res.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
-}
 
-async function must(p: Promise<{ status: number; body: Record<string, unknown> }>, what: string): Promise<Record<string, unknown>> {
-  const r = await p;
-  if (r.status !== 200) throw new Error(`${what}: ${r.status} ${JSON.stringify(r.body)}`);
-  return r.body;
-}
 
-async function pool<T>(n: number, c: number, fn: (i: number) => Promise<T>): Promise<T[]> {
-  const out: T[] = new Array<T>(n);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(c, n) }, async () => {
-      for (;;) {
-        const i = next++;
-        if (i >= n) return;
-        out[i] = await fn(i);
-      }
-    }),
-  );
-  return out;
-}
 
 /** Our identity server in a child process; resolves once it listens. */
 async function startIdentityServerProcess(overrides: Record<string, unknown>, port: number): Promise<ChildProcess> {

@@ -20,6 +20,7 @@ import { join } from "node:path";
 import { createRequire } from "node:module";
 import Fastify from "fastify";
 import { freePort, tempDir } from "@beckon/test-support";
+import { percentile, json, must, pool } from "./lib/index.js";
 
 const args = new Map(
   process.argv.slice(2).map((a) => {
@@ -51,37 +52,9 @@ interface AutocannonResult {
 type Autocannon = (opts: { url: string; connections: number; duration: number }) => Promise<AutocannonResult>;
 const autocannon = createRequire(import.meta.url)("autocannon") as Autocannon;
 
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
-}
 
-async function json(url: string, init: { method?: string; token?: string; body?: unknown } = {}): Promise<{ status: number; body: Record<string, unknown> }> {
-  const headers: Record<string, string> = {};
-  if (init.token) headers.authorization = `Bearer ${init.token}`;
-  if (init.body !== undefined) headers["content-type"] = "application/json";
-  const res = await fetch(url, { method: init.method ?? "GET", headers, ...(init.body !== undefined ? { body: JSON.stringify(init.body) } : {}) });
-  const text = await res.text();
-  return { status: res.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
-}
 
-async function must(p: Promise<{ status: number; body: Record<string, unknown> }>, what: string): Promise<Record<string, unknown>> {
-  const r = await p;
-  if (r.status !== 200) throw new Error(`${what}: ${r.status} ${JSON.stringify(r.body)}`);
-  return r.body;
-}
 
-async function pool(n: number, c: number, fn: (i: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(c, n) }, async () => {
-      for (;;) {
-        const i = next++;
-        if (i >= n) return;
-        await fn(i);
-      }
-    }),
-  );
-}
 
 async function bareFastify(): Promise<AutocannonResult> {
   const app = Fastify({ logger: false });
