@@ -2,7 +2,19 @@
  * One typed query layer over two engines: SQLite (embedded default, WAL) and PostgreSQL.
  * URLs: `postgres://…` / `postgresql://…`; `sqlite:<path>`, `sqlite::memory:`, `file:<path>` or a plain path.
  */
-import { Kysely, PostgresDialect, SqliteDialect, type SqliteDatabase, type SqliteStatement, type Transaction } from "kysely";
+import {
+  Kysely,
+  PostgresDialect,
+  SqliteDialect,
+  SqliteDriver,
+  CompiledQuery,
+  type DatabaseConnection,
+  type Driver,
+  type QueryResult,
+  type SqliteDatabase,
+  type SqliteStatement,
+  type Transaction,
+} from "kysely";
 import type BetterSqlite3 from "better-sqlite3";
 import type PgModule from "pg";
 
@@ -35,6 +47,8 @@ export interface OpenDatabaseOptions {
   poolSize?: number;
   /** SQLite: SQLITE page limit (tests simulate a full disk with it). */
   sqliteMaxPageCount?: number;
+  /** SQLite: how long a write waits for another connection's write lock before failing (default 5000 ms). */
+  sqliteBusyTimeoutMs?: number;
 }
 
 let pgTypesSet = false;
@@ -96,14 +110,91 @@ export async function openDatabase<DB>(opts: OpenDatabaseOptions): Promise<Datab
   const path = sqlitePath(opts.url);
   const Database = await loadSqlite();
   const sqlite = new Database(path);
+  // SQLite's own busy handler waits synchronously, stalling the whole event loop for up to its
+  // timeout while another connection (another process, or another handle in this one) holds
+  // the write lock. Waits happen in BusyRetryingDriver instead, asynchronously.
+  sqlite.pragma("busy_timeout = 0");
   sqlite.pragma("journal_mode = WAL");
   // NORMAL in WAL mode is durable across process crashes (SIGKILL); only an OS crash can lose the last commits.
   sqlite.pragma("synchronous = NORMAL");
-  sqlite.pragma("busy_timeout = 5000");
   sqlite.pragma("foreign_keys = ON");
   if (opts.sqliteMaxPageCount !== undefined) sqlite.pragma(`max_page_count = ${Math.floor(opts.sqliteMaxPageCount)}`);
-  const db = new Kysely<DB>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
+  const db = new Kysely<DB>({ dialect: new BusyRetryingSqliteDialect(withStatementCache(sqlite), () => sqlite.inTransaction, opts.sqliteBusyTimeoutMs ?? 5000) });
   return { db, engine: "sqlite", describe: `sqlite:${path}`, close: () => db.destroy() };
+}
+
+function isSqliteBusy(e: unknown): boolean {
+  const code = typeof e === "object" && e !== null ? (e as { code?: unknown }).code : undefined;
+  return typeof code === "string" && (code.startsWith("SQLITE_BUSY") || code.startsWith("SQLITE_LOCKED"));
+}
+
+/**
+ * Kysely's SQLite dialect with two changes for a database shared with other connections:
+ * - transactions begin IMMEDIATE, taking the write lock up front: a DEFERRED transaction that
+ *   reads and then writes gets SQLITE_BUSY at the upgrade with no chance to wait, even while
+ *   the lock is about to be released;
+ * - a statement outside a transaction (including that BEGIN) that meets SQLITE_BUSY is retried
+ *   on timers with growing, jittered pauses until `busyTimeoutMs` has passed, so the event
+ *   loop keeps serving while the lock is held elsewhere. Inside a transaction an error is the
+ *   caller's (inTransaction retries the whole transaction).
+ */
+class BusyRetryingSqliteDialect extends SqliteDialect {
+  readonly #database: SqliteDatabase;
+  readonly #inTransaction: () => boolean;
+  readonly #busyTimeoutMs: number;
+  constructor(database: SqliteDatabase, inTransaction: () => boolean, busyTimeoutMs: number) {
+    super({ database });
+    this.#database = database;
+    this.#inTransaction = inTransaction;
+    this.#busyTimeoutMs = busyTimeoutMs;
+  }
+  override createDriver(): Driver {
+    return new BusyRetryingSqliteDriver(this.#database, this.#inTransaction, this.#busyTimeoutMs);
+  }
+}
+
+class BusyRetryingSqliteDriver extends SqliteDriver {
+  readonly #inTransaction: () => boolean;
+  readonly #busyTimeoutMs: number;
+  #wrapped: DatabaseConnection | undefined;
+  constructor(database: SqliteDatabase, inTransaction: () => boolean, busyTimeoutMs: number) {
+    super({ database });
+    this.#inTransaction = inTransaction;
+    this.#busyTimeoutMs = busyTimeoutMs;
+  }
+
+  override async acquireConnection(): Promise<DatabaseConnection> {
+    const inner = await super.acquireConnection();
+    // SqliteDriver has one connection: wrap it once.
+    this.#wrapped ??= {
+      executeQuery: <R>(q: CompiledQuery) => this.#retrying(() => inner.executeQuery<R>(q)),
+      streamQuery: <R>(q: CompiledQuery, chunkSize?: number) => inner.streamQuery<R>(q, chunkSize),
+    };
+    return this.#wrapped;
+  }
+
+  override async beginTransaction(connection: DatabaseConnection): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw("begin immediate"));
+  }
+
+  async #retrying<R>(run: () => Promise<QueryResult<R>>): Promise<QueryResult<R>> {
+    const start = performance.now();
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await run();
+      } catch (e) {
+        if (!isSqliteBusy(e) || this.#inTransaction()) throw e;
+        if (performance.now() - start >= this.#busyTimeoutMs) {
+          // Waited the whole budget already: inTransaction must not wait it again.
+          Object.assign(e as object, { busyWaitExhausted: true });
+          throw e;
+        }
+        // 1, 2, 4 … 50 ms, jittered so that waiting connections do not retry in step.
+        const pause = Math.min(50, 2 ** attempt) * (0.5 + Math.random());
+        await new Promise((r) => setTimeout(r, pause));
+      }
+    }
+  }
 }
 
 const MAX_CACHED_STATEMENTS = 500;
@@ -143,8 +234,9 @@ const RETRYABLE_PG = new Set(["40001", "40P01"]);
 /** True for errors a retry of the whole transaction may cure (serialization failure, deadlock, SQLITE_BUSY). */
 export function isRetryableDbError(e: unknown): boolean {
   if (typeof e !== "object" || e === null) return false;
-  const code = (e as { code?: unknown }).code;
-  return (typeof code === "string" && (RETRYABLE_PG.has(code) || code === "SQLITE_BUSY" || code === "SQLITE_LOCKED"));
+  const { code, busyWaitExhausted } = e as { code?: unknown; busyWaitExhausted?: unknown };
+  if (busyWaitExhausted === true) return false;
+  return typeof code === "string" && (RETRYABLE_PG.has(code) || code === "SQLITE_BUSY" || code === "SQLITE_LOCKED");
 }
 
 /** Runs `fn` in a transaction, retrying a few times on serialization failures and deadlocks. */

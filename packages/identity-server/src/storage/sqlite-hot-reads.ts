@@ -20,7 +20,9 @@ export class SqliteHotReads {
 
   constructor(path: string) {
     this.#db = new Database(path, { readonly: true, fileMustExist: true });
-    this.#db.pragma("busy_timeout = 5000");
+    // A WAL reader waits only in rare moments (another connection recovering the WAL); keep any
+    // such synchronous wait short, it stalls the event loop.
+    this.#db.pragma("busy_timeout = 100");
     this.#token = this.#db.prepare(
       "SELECT t.user_id AS user_id, a.consent_version AS consent_version FROM is_access_tokens t JOIN is_accounts a ON a.user_id = t.user_id WHERE t.token = ?",
     );
