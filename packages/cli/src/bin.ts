@@ -4,8 +4,12 @@
  * (production servers), `generate-config`, `keygen`, `invite`. Errors are printed as one
  * sentence with the usage, never as a stack trace.
  */
-import { runUp } from "./up.js";
-import { consoleIo, runGenerateConfig, runInvite, runKeygen, runServerCommand } from "./commands.js";
+// Each command loads only its own modules: a server process started as `beckon homeserver`
+// or `beckon identity-server` must not carry `beckon up`'s mail catcher (smtp-server,
+// mailparser) or the client SDK — ~15 MB of RSS in an identity server measured here.
+const commands = () => import("./commands.js");
+const out = (line: string): void => void process.stdout.write(line + "\n");
+const err = (line: string): void => void process.stderr.write(line + "\n");
 
 const USAGE = `usage: beckon <command> [options]
 
@@ -40,28 +44,28 @@ async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
     case "up":
-      return runUp(rest);
+      return (await import("./up.js")).runUp(rest);
     case "homeserver":
     case "identity-server": {
       superviseByParent();
-      const code = await runServerCommand(command, rest);
+      const code = await (await commands()).runServerCommand(command, rest);
       // 0 with a listening server: keep running until a signal; anything else: exit now.
       return code;
     }
     case "generate-config":
-      return runGenerateConfig(rest);
+      return (await commands()).runGenerateConfig(rest);
     case "keygen":
-      return runKeygen(rest);
+      return (await commands()).runKeygen(rest);
     case "invite":
-      return runInvite(rest);
+      return (await commands()).runInvite(rest);
     case undefined:
     case "help":
     case "--help":
     case "-h":
-      consoleIo.out(USAGE);
+      out(USAGE);
       return command === undefined ? 2 : 0;
     default:
-      consoleIo.err(`beckon: unknown command "${command}"\n\n${USAGE}`);
+      err(`beckon: unknown command "${command}"\n\n${USAGE}`);
       return 2;
   }
 }
@@ -74,7 +78,7 @@ main(process.argv.slice(2)).then(
   (e: unknown) => {
     const message = e instanceof Error ? e.message : String(e);
     const isUsage = e instanceof Error && (e as NodeJS.ErrnoException).code?.startsWith("ERR_PARSE_ARGS");
-    consoleIo.err(`beckon: ${message}${isUsage ? '\nRun "beckon help" for usage.' : ""}`);
+    err(`beckon: ${message}${isUsage ? '\nRun "beckon help" for usage.' : ""}`);
     if (process.env.BECKON_DEBUG) console.error(e);
     process.exit(isUsage ? 2 : 1);
   },

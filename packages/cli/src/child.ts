@@ -86,9 +86,12 @@ export function startChild(opts: ChildOptions): ServerChild {
   });
   let child: ChildProcess;
   try {
-    // The homeserver idles with a smaller young generation (≈ 10 MB less RSS, issue 4's idle
-    // target); its hot paths allocate little per request.
-    const nodeFlags = opts.command === "homeserver" ? ["--max-semi-space-size=1"] : [];
+    // Smaller young generations than V8's default 16 MB semi-spaces: the homeserver idles at
+    // ≈ 10 MB less RSS (issue 4's idle target) and its hot paths allocate little per request;
+    // the identity server stays ≈ 20 MB smaller at 1 M associations after a lookup burst
+    // (issue 3's RSS target), with 4 MB keeping its 1000-hash lookups and store-invites at
+    // full speed (bench/RESULTS.md, "identity server").
+    const nodeFlags = [opts.command === "homeserver" ? "--max-semi-space-size=1" : "--max-semi-space-size=4"];
     child = spawn(process.execPath, [...nodeFlags, opts.binPath, opts.command, ...opts.args], {
       // Its own process group: a Ctrl-C reaches only `beckon up`, which stops the children in order.
       detached: true,
