@@ -11,14 +11,9 @@ import { setMaxListeners } from "node:events";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { MatrixClient, Transport, type FetchLike } from "@beckon/client";
-import { percentile } from "./lib/index.js";
+import { percentile, benchArgs } from "./lib/index.js";
 
-const args = new Map(
-  process.argv.slice(2).map((a) => {
-    const [k, v] = a.replace(/^--/, "").split("=");
-    return [k ?? "", v ?? "true"] as const;
-  }),
-);
+const args = benchArgs();
 const requests = Number(args.get("requests") ?? "3000");
 const jobs = Number(args.get("jobs") ?? "10000");
 if (!(requests >= 100 && requests <= 100_000)) throw new Error("--requests must be in [100, 100000]");

@@ -22,14 +22,9 @@ import { join } from "node:path";
 import { spawn, type ChildProcess } from "node:child_process";
 import { createHomeserver, homeserverConfigFor } from "@beckon/homeserver";
 import { freePort, startSmtpReceiver, tempDir } from "@beckon/test-support";
-import { percentile, json, must, pool } from "./lib/index.js";
+import { percentile, json, must, pool, benchArgs } from "./lib/index.js";
 
-const args = new Map(
-  process.argv.slice(2).map((a) => {
-    const [k, v] = a.replace(/^--/, "").split("=");
-    return [k ?? "", v ?? "true"] as const;
-  }),
-);
+const args = benchArgs();
 const invites = Number(args.get("invites") ?? "1000");
 const concurrency = Number(args.get("concurrency") ?? "16");
 const pending = Number(args.get("pending") ?? "1000");

@@ -20,14 +20,9 @@ import { join } from "node:path";
 import { createRequire } from "node:module";
 import Fastify from "fastify";
 import { freePort, tempDir } from "@beckon/test-support";
-import { percentile, json, must, pool } from "./lib/index.js";
+import { percentile, json, must, pool, benchArgs } from "./lib/index.js";
 
-const args = new Map(
-  process.argv.slice(2).map((a) => {
-    const [k, v] = a.replace(/^--/, "").split("=");
-    return [k ?? "", v ?? "true"] as const;
-  }),
-);
+const args = benchArgs();
 const seconds = Number(args.get("seconds") ?? "5");
 const roomsN = Number(args.get("rooms") ?? "1000");
 const usersN = Number(args.get("users") ?? "500");

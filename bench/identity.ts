@@ -1,7 +1,9 @@
 /**
  * `npm run bench -- identity [--seconds=5] [--big=1000000] [--invites=2000] [--concurrency=32] [--json]`:
- * the identity server over real sockets on 127.0.0.1, the server in a child process (so the
- * load generator does not share its CPU), SQLite file, rate limits off:
+ * the identity server over real sockets on 127.0.0.1, run as operators run it — a
+ * `beckon identity-server --config <file>` child process with the node flags `beckon up` gives
+ * it (so the load generator shares no event loop with it and the RSS is the real server's), on
+ * an SQLite file, rate limits off:
  *
  * 1. bare Fastify `GET /` vs our status endpoint `GET /_matrix/identity/v2` (autocannon, 10 connections);
  * 2. `POST lookup` with 1 and with 1000 sha256 hashes at 10 000 and at `--big` associations
@@ -16,22 +18,16 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { join } from "node:path";
 import { createRequire } from "node:module";
 import Fastify from "fastify";
 import Database from "better-sqlite3";
-import { createLogger } from "@beckon/server-kit";
-import { createIdentityServer, loadIdentityServerConfig } from "@beckon/identity-server";
-import { startSmtpReceiver, tempDir } from "@beckon/test-support";
+import { freePort, startSmtpReceiver, tempDir } from "@beckon/test-support";
+import { benchArgs } from "./lib/index.js";
 
-const args = new Map(
-  process.argv.slice(2).map((a) => {
-    const [k, v] = a.replace(/^--/, "").split("=");
-    return [k ?? "", v ?? "true"] as const;
-  }),
-);
+const args = benchArgs();
 const PEPPER = "benchpepper";
 const TOKEN = "benchtoken";
 const USER = "@bench:hs.bench";
@@ -45,35 +41,15 @@ if (args.get("bare") === "true") {
   process.stdout.write(`READY http://127.0.0.1:${typeof addr === "object" && addr ? addr.port : 0}\n`);
   await new Promise(() => {});
 }
-if (args.get("serve") === "true") {
-  const config = loadIdentityServerConfig({
-    env: {},
-    overrides: {
-      server_name: "bench.is",
-      public_base_url: "http://127.0.0.1:1",
-      database_url: `sqlite:${args.get("db")}`,
-      smtp_url: args.get("smtp"),
-      rate_limits: { enabled: false },
-      log_level: "silent",
-      pepper: PEPPER,
-      metrics: { enabled: true },
-    },
-  });
-  const server = await createIdentityServer({ config, logger: createLogger({ level: "silent" }) });
-  if (!(await server.ctx.stores.accounts.tokenOwner(TOKEN))) await server.ctx.stores.accounts.addToken(USER, TOKEN, Date.now());
-  const { url } = await server.start({ host: "127.0.0.1", port: 0 });
-  process.stdout.write(`READY ${url}\n`);
-  // SIGTERM: exit normally (lets `node --cpu-prof` write its profile); the parent normally SIGKILLs.
-  process.once("SIGTERM", () => process.exit(0));
-  await new Promise(() => {});
-}
-
 // ── parent ─────────────────────────────────────────────────────────────────────
 const seconds = Number(args.get("seconds") ?? "5");
 const big = Number(args.get("big") ?? "1000000");
 const invitesN = Number(args.get("invites") ?? "2000");
 const concurrency = Number(args.get("concurrency") ?? "32");
 const asJson = args.get("json") === "true";
+// The flags `beckon up` starts the identity server with (packages/cli/src/child.ts).
+const nodeFlags = (args.get("node-flags") ?? "--max-semi-space-size=4").split(" ").filter(Boolean);
+const BECKON_BIN = new URL("../../packages/cli/dist/bin.js", import.meta.url).pathname;
 if (!(seconds >= 1 && seconds <= 60)) throw new Error("--seconds must be in [1, 60]");
 if (!(big >= 10_000 && big <= 5_000_000)) throw new Error("--big must be in [10000, 5000000]");
 if (!(invitesN >= 10 && invitesN <= 100_000)) throw new Error("--invites must be in [10, 100000]");
@@ -105,6 +81,44 @@ function start(extra: string[]): Promise<{ child: ChildProcess; url: string }> {
   });
 }
 
+/** `beckon identity-server --config <file>` on a free port; ready once its status endpoint answers. */
+async function startIdentityServer(dbPath: string, smtpUrl: string): Promise<{ child: ChildProcess; url: string }> {
+  const port = await freePort();
+  const configFile = join(dir.path, "identity-server.yaml");
+  writeFileSync(
+    configFile,
+    [
+      "server_name: bench.is",
+      "public_base_url: http://127.0.0.1:1",
+      `listen: 127.0.0.1:${port}`,
+      `database_url: sqlite:${dbPath}`,
+      `smtp_url: ${smtpUrl}`,
+      "rate_limits: { enabled: false }",
+      "log_level: silent",
+      `pepper: ${PEPPER}`,
+      "metrics: { enabled: true }",
+      "",
+    ].join("\n"),
+  );
+  const child = spawn(process.execPath, [...nodeFlags, BECKON_BIN, "identity-server", "--config", configFile], { stdio: ["ignore", "inherit", "inherit"] });
+  let exited: number | null | undefined;
+  child.on("exit", (code) => (exited = code));
+  const url = `http://127.0.0.1:${port}`;
+  for (const deadline = Date.now() + 30_000; ; ) {
+    if (exited !== undefined) throw new Error(`identity server exited ${exited}`);
+    if (Date.now() > deadline) throw new Error("identity server did not start");
+    const up = await fetch(`${url}/_matrix/identity/v2`).then((r) => r.ok, () => false);
+    if (up) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  // The bench's access token, written straight into the database (the server reads it from there).
+  const db = new Database(dbPath);
+  db.prepare("INSERT OR IGNORE INTO is_accounts (user_id, created_ts, consent_version) VALUES (?, ?, NULL)").run(USER, Date.now());
+  db.prepare("INSERT OR IGNORE INTO is_access_tokens (token, user_id, created_ts) VALUES (?, ?, ?)").run(TOKEN, USER, Date.now());
+  db.close();
+  return { child, url };
+}
+
 function stop(child: ChildProcess): Promise<void> {
   return new Promise((resolve) => {
     child.once("exit", () => resolve());
@@ -126,6 +140,7 @@ function cpuMs(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) * (1000 / 100);
 }
 
+const dir = tempDir("beckon-bench-is-");
 const hashOf = (i: number) => createHash("sha256").update(`user${i}@bench.example email ${PEPPER}`).digest("base64url");
 
 function bulkInsert(dbPath: string, from: number, to: number): number {
@@ -147,7 +162,6 @@ function bulkInsert(dbPath: string, from: number, to: number): number {
 }
 
 const results: Record<string, number | string> = {};
-const dir = tempDir("beckon-bench-is-");
 const smtp = await startSmtpReceiver();
 const dbPath = join(dir.path, "is.db");
 try {
@@ -155,7 +169,7 @@ try {
   const bare = await start(["--bare"]);
   const bareRes = await autocannon({ url: `${bare.url}/`, connections: 10, duration: seconds });
   await stop(bare.child);
-  const is = await start(["--serve", `--db=${dbPath}`, `--smtp=${smtp.url}`]);
+  const is = await startIdentityServer(dbPath, smtp.url);
   let c0 = cpuMs(is.child.pid!);
   const statusRes = await autocannon({ url: `${is.url}/_matrix/identity/v2`, connections: 10, duration: seconds });
   results.status_server_cpu_us_per_req = Math.round(((cpuMs(is.child.pid!) - c0) * 1000) / (statusRes.requests.average * seconds));
@@ -234,7 +248,7 @@ try {
   await stop(is.child);
 
   // 5. A fresh server process on the same database (`big` associations): RSS after a few lookups.
-  const fresh = await start(["--serve", `--db=${dbPath}`, `--smtp=${smtp.url}`]);
+  const fresh = await startIdentityServer(dbPath, smtp.url);
   for (let i = 0; i < 50; i++) {
     const r = await fetch(`${fresh.url}/_matrix/identity/v2/lookup`, { method: "POST", headers: auth, body: JSON.stringify({ algorithm: "sha256", pepper: PEPPER, addresses: [hashOf(i * 9973)] }) });
     await r.arrayBuffer();
@@ -251,6 +265,7 @@ try {
 }
 
 results.machine = `${os.cpus().length} vCPU ${os.cpus()[0]?.model ?? "?"}, Node ${process.version}`;
+results.server_node_flags = nodeFlags.join(" ") || "(none)";
 if (asJson) console.log(JSON.stringify(results, null, 2));
 else for (const [k, v] of Object.entries(results)) console.log(`${k.padEnd(40)} ${v}`);
 process.exit(0);

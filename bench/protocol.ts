@@ -7,6 +7,7 @@
  */
 import * as nodeCrypto from "node:crypto";
 import os from "node:os";
+import { benchArgs } from "./lib/index.js";
 import {
   decodeBase64,
   ED25519_PKCS8_PREFIX,
@@ -20,12 +21,7 @@ import {
   verifyJsonSignature,
 } from "@beckon/protocol/node";
 
-const args = new Map(
-  process.argv.slice(2).map((a) => {
-    const [k, v] = a.replace(/^--/, "").split("=");
-    return [k ?? "", v ?? "true"] as const;
-  }),
-);
+const args = benchArgs();
 const seconds = Number(args.get("seconds") ?? "2");
 if (!(seconds > 0 && seconds <= 60)) throw new Error("--seconds must be in (0, 60]");
 

@@ -37,3 +37,14 @@ export async function pool<T>(n: number, c: number, fn: (i: number) => Promise<T
   );
   return out;
 }
+
+/** `--key=value` / `--flag` arguments as a map (`--flag` → "true"); a value may itself hold `=`. */
+export function benchArgs(argv: readonly string[] = process.argv.slice(2)): Map<string, string> {
+  return new Map(
+    argv.map((a) => {
+      const s = a.replace(/^--/, "");
+      const eq = s.indexOf("=");
+      return eq < 0 ? [s, "true"] : [s.slice(0, eq), s.slice(eq + 1)];
+    }),
+  );
+}
