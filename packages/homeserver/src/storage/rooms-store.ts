@@ -187,10 +187,19 @@ async function selectState(db: Db, engine: Engine, roomId: string, keys: readonl
   const out = new Map<string, EventRecord>();
   if (keys.length === 0) return out;
   for (const part of chunks(keys, 100)) {
-    const cond = part.map(() => "(cs.type = ? AND cs.state_key = ?)").join(" OR ");
-    const params: unknown[] = [roomId];
+    // The wanted keys as a VALUES list driving primary-key probes. (`room_id = ? AND (type = ?
+    // AND state_key = ? OR …)` made SQLite walk the room's whole current state: 236 µs per
+    // call at 2 000 members against 7 µs for these probes.)
+    const params: unknown[] = [];
     for (const k of part) params.push(k.type, k.stateKey);
-    const rows = await raw<EventRow>(db, engine, `SELECT ${EVENT_COLS} FROM hs_current_state cs JOIN hs_events e ON e.event_id = cs.event_id WHERE cs.room_id = ? AND (${cond})`, params);
+    params.push(roomId);
+    const rows = await raw<EventRow>(
+      db,
+      engine,
+      `WITH k(t, s) AS (VALUES ${part.map(() => "(?, ?)").join(", ")}) ` +
+        `SELECT ${EVENT_COLS} FROM k JOIN hs_current_state cs ON cs.room_id = ? AND cs.type = k.t AND cs.state_key = k.s JOIN hs_events e ON e.event_id = cs.event_id`,
+      params,
+    );
     for (const r of rows) out.set(stateKeyId(r.type, r.state_key ?? ""), toEventRecord(r));
   }
   return out;
@@ -473,8 +482,9 @@ export function createRoomStore(db: Kysely<HomeserverDB>, engine: Engine): RoomS
         const rows = await raw<EventRow>(
           db,
           engine,
-          `SELECT ${EVENT_COLS} FROM hs_current_state cs JOIN hs_events e ON e.event_id = cs.event_id ` +
-            `WHERE cs.type = 'm.room.member' AND (${part.map(() => "(cs.room_id = ? AND cs.state_key = ?)").join(" OR ")})`,
+          `WITH k(r, u) AS (VALUES ${part.map(() => "(?, ?)").join(", ")}) ` +
+            `SELECT ${EVENT_COLS} FROM k JOIN hs_current_state cs ON cs.room_id = k.r AND cs.type = 'm.room.member' AND cs.state_key = k.u ` +
+            `JOIN hs_events e ON e.event_id = cs.event_id`,
           part.flatMap((m) => [m.roomId, m.userId]),
         );
         for (const r of rows) out.push(toEventRecord(r));
