@@ -11,18 +11,17 @@
  *    until every invite shows in the invitee's `/sync` (the identity server's outbox delivers
  *    onbind, the homeserver verifies each signature and key and sends the member invites).
  *
- * The identity server runs in a child process (as a separately deployed server would), the
- * homeserver and the SMTP receiver in this one.
+ * Each server runs as `beckon <server> --config <file>` in its own process with the node flags
+ * `beckon up` gives it; this process holds the load and the SMTP receiver (which stores mails
+ * without parsing them). The figures include each server's CPU per 3PID invite (/proc).
  *
  * Targets (issue 4): 3PID invite ≥ 500/s; 1000 onbind invites visible in ≤ 2 s.
  * Figures go in bench/RESULTS.md under "## homeserver 3PID".
  */
 import os from "node:os";
 import { join } from "node:path";
-import { spawn, type ChildProcess } from "node:child_process";
-import { createHomeserver, homeserverConfigFor } from "@beckon/homeserver";
-import { freePort, startSmtpReceiver, tempDir } from "@beckon/test-support";
-import { percentile, json, must, pool, benchArgs } from "./lib/index.js";
+import { freePort, parseReceivedMail, startSmtpReceiver, tempDir } from "@beckon/test-support";
+import { percentile, json, must, pool, benchArgs, cpuMs, rssMb, startBeckonServer } from "./lib/index.js";
 
 const args = benchArgs();
 const invites = Number(args.get("invites") ?? "1000");
@@ -41,75 +40,47 @@ const enc = encodeURIComponent;
 
 
 
-/** Our identity server in a child process; resolves once it listens. */
-async function startIdentityServerProcess(overrides: Record<string, unknown>, port: number): Promise<ChildProcess> {
-  const script = `
-    import { createIdentityServer, loadIdentityServerConfig } from "@beckon/identity-server";
-    const is = await createIdentityServer({ config: loadIdentityServerConfig({ env: {}, overrides: JSON.parse(process.env.BENCH_IS_CONFIG) }) });
-    await is.start({ host: "127.0.0.1", port: ${port} });
-    process.stdout.write("ready\\n");
-    process.on("SIGTERM", () => { is.stop().finally(() => process.exit(0)); });
-  `;
-  const child = spawn(process.execPath, ["--input-type=module", "-e", script], {
-    cwd: new URL("../..", import.meta.url).pathname,
-    env: { ...process.env, BENCH_IS_CONFIG: JSON.stringify(overrides) },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error("identity server did not start in 30 s")), 30_000);
-    child.once("exit", (code) => reject(new Error(`identity server exited with ${code}`)));
-    child.stdout!.on("data", (d: Buffer) => {
-      if (d.toString().includes("ready")) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-  });
-  process.once("exit", () => child.kill("SIGKILL"));
-  return child;
-}
-
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
-  const exited = new Promise<void>((r) => child.once("exit", () => r()));
-  child.kill("SIGTERM");
-  const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);
-  await exited;
-  clearTimeout(timer);
-}
-
 async function main(): Promise<void> {
   const dir = tempDir("beckon-bench-3pid-");
-  const smtp = await startSmtpReceiver();
+  const smtp = await startSmtpReceiver({ parse: false });
   const q = await freePort();
   const p = await freePort();
   const hsBase = `http://127.0.0.1:${q}`;
   const isBase = `http://127.0.0.1:${p}`;
   const idServer = `localhost:${p}`;
-  const hs = await createHomeserver({
-    config: homeserverConfigFor({
+  // Both servers run as operators run them (`beckon <server> --config`), each in its own
+  // process with the node flags `beckon up` gives it; this process is the load and the SMTP
+  // server (receiving without parsing: a real mail server's work is not ours to measure).
+  const hs = await startBeckonServer(
+    "homeserver",
+    {
       server_name: `localhost:${q}`,
+      listen: `127.0.0.1:${q}`,
       database_url: `sqlite:${join(dir.path, "hs.db")}`,
       log_level: "silent",
       passwords: { scrypt_n: 1024 },
       rate_limits: { enabled: false },
       identity_servers: { map: { [idServer]: isBase, [`127.0.0.1:${p}`]: isBase } },
-    }),
-  });
-  await hs.start({ host: "127.0.0.1", port: q });
-  const isConfig = {
-    server_name: idServer,
-    other_names: [`127.0.0.1:${p}`],
-    public_base_url: isBase,
-    database_url: `sqlite:${join(dir.path, "is.db")}`,
-    homeservers: { [`localhost:${q}`]: hsBase },
-    smtp_url: smtp.url,
-    email: { from: "Beckon Bench <bench@example.org>" },
-    rate_limits: { enabled: false },
-    log_level: "silent",
-    delivery: { base_backoff: "50ms", max_backoff: "1s", batch_size: 1000 },
-  };
-  const is = await startIdentityServerProcess(isConfig, p);
+    },
+    { configFile: join(dir.path, "homeserver.yaml"), readyPath: "/_matrix/client/versions", nodeFlags: ["--max-semi-space-size=1"] },
+  );
+  const is = await startBeckonServer(
+    "identity-server",
+    {
+      server_name: idServer,
+      other_names: [`127.0.0.1:${p}`],
+      public_base_url: isBase,
+      listen: `127.0.0.1:${p}`,
+      database_url: `sqlite:${join(dir.path, "is.db")}`,
+      homeservers: { [`localhost:${q}`]: hsBase },
+      smtp_url: smtp.url,
+      email: { from: "Beckon Bench <bench@example.org>" },
+      rate_limits: { enabled: false },
+      log_level: "silent",
+      delivery: { base_backoff: "50ms", max_backoff: "1s", batch_size: 1000 },
+    },
+    { configFile: join(dir.path, "identity-server.yaml"), readyPath: "/_matrix/identity/v2", nodeFlags: ["--max-semi-space-size=4"] },
+  );
 
   try {
     const register = async (name: string) =>
@@ -135,6 +106,8 @@ async function main(): Promise<void> {
       );
     await pool(warm, concurrency, (i) => invite(`warm${i}@bench.example`));
     const latencies: number[] = [];
+    const hsCpu0 = cpuMs(hs.pid);
+    const isCpu0 = cpuMs(is.pid);
     const t0 = performance.now();
     await pool(invites, concurrency, async (i) => {
       const s = performance.now();
@@ -142,6 +115,8 @@ async function main(): Promise<void> {
       latencies.push(performance.now() - s);
     });
     const elapsed = (performance.now() - t0) / 1000;
+    const hsCpuPerInvite = (cpuMs(hs.pid) - hsCpu0) / invites;
+    const isCpuPerInvite = (cpuMs(is.pid) - isCpu0) / invites;
     latencies.sort((a, b) => a - b);
     const invitesPerSecond = invites / elapsed;
 
@@ -163,8 +138,9 @@ async function main(): Promise<void> {
     const secret = "benchsecret";
     const sid = (await must(json(`${isBase}${IS2}/validate/email/requestToken`, { method: "POST", token: bobIs, body: { client_secret: secret, email: address, send_attempt: 1 } }), "requestToken"))
       .sid as string;
-    const [mail] = await smtp.waitForMails(1, { match: (m) => m.to.includes(address) && m.text.includes("submitToken"), timeoutMs: 30_000 });
-    const token = decodeURIComponent(/submitToken\?[^\s"<>]*?token=([^&\s"<>]+)/.exec(mail!.text)?.[1] ?? "");
+    const [rawMail] = await smtp.waitForMails(1, { match: (m) => m.to.includes(address) && m.raw.includes("Subject: Confirm"), timeoutMs: 30_000 });
+    const mail = await parseReceivedMail(rawMail!);
+    const token = decodeURIComponent(/submitToken\?[^\s"<>]*?token=([^&\s"<>]+)/.exec(mail.text)?.[1] ?? "");
     await must(json(`${isBase}${IS2}/validate/email/submitToken`, { method: "POST", token: bobIs, body: { sid, client_secret: secret, token } }), "submitToken");
     let since = (await must(json(`${hsBase}${V3}/sync?timeout=0`, { token: bobToken }), "initial sync")).next_batch as string;
     const seen = new Set<string>();
@@ -180,7 +156,6 @@ async function main(): Promise<void> {
     }
     const onbindSeconds = (performance.now() - b0) / 1000;
 
-    const mem = process.memoryUsage();
     const result = {
       machine: `${os.cpus().length}× ${os.cpus()[0]?.model ?? "cpu"}, Node ${process.version}, load ${os.loadavg().map((l) => l.toFixed(1)).join("/")}`,
       invites,
@@ -192,7 +167,10 @@ async function main(): Promise<void> {
       bindMs: Math.round(bindMs),
       onbindVisibleSeconds: Number(onbindSeconds.toFixed(2)),
       onbindVisible: seen.size,
-      rssMiB: Math.round(mem.rss / 1048576),
+      hsCpuMsPerInvite: Number(hsCpuPerInvite.toFixed(2)),
+      isCpuMsPerInvite: Number(isCpuPerInvite.toFixed(2)),
+      hsRssMb: Math.round(rssMb(hs.pid)),
+      isRssMb: Math.round(rssMb(is.pid)),
     };
     if (asJson) {
       console.log(JSON.stringify(result));
@@ -202,10 +180,11 @@ async function main(): Promise<void> {
       console.log(
         `onbind: ${result.onbindVisible}/${pending} invites visible in /sync ${result.onbindVisibleSeconds} s after the bind (bind call ${result.bindMs} ms) — target ≤ 2 s for 1000`,
       );
-      console.log(`RSS of the homeserver process (with the SMTP receiver): ${result.rssMiB} MiB`);
+      console.log(`server CPU per 3PID invite: homeserver ${result.hsCpuMsPerInvite} ms, identity server ${result.isCpuMsPerInvite} ms`);
+      console.log(`RSS after the run: homeserver ${result.hsRssMb} MB, identity server ${result.isRssMb} MB`);
     }
   } finally {
-    await stopChild(is);
+    await is.stop();
     await hs.stop();
     await smtp.close();
     dir.cleanup();

@@ -18,14 +18,13 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
-import { readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { join } from "node:path";
 import { createRequire } from "node:module";
 import Fastify from "fastify";
 import Database from "better-sqlite3";
 import { freePort, startSmtpReceiver, tempDir } from "@beckon/test-support";
-import { benchArgs } from "./lib/index.js";
+import { benchArgs, cpuMs, rssMb, startBeckonServer } from "./lib/index.js";
 
 const args = benchArgs();
 const PEPPER = "benchpepper";
@@ -49,7 +48,6 @@ const concurrency = Number(args.get("concurrency") ?? "32");
 const asJson = args.get("json") === "true";
 // The flags `beckon up` starts the identity server with (packages/cli/src/child.ts).
 const nodeFlags = (args.get("node-flags") ?? "--max-semi-space-size=4").split(" ").filter(Boolean);
-const BECKON_BIN = new URL("../../packages/cli/dist/bin.js", import.meta.url).pathname;
 if (!(seconds >= 1 && seconds <= 60)) throw new Error("--seconds must be in [1, 60]");
 if (!(big >= 10_000 && big <= 5_000_000)) throw new Error("--big must be in [10000, 5000000]");
 if (!(invitesN >= 10 && invitesN <= 100_000)) throw new Error("--invites must be in [10, 100000]");
@@ -81,42 +79,30 @@ function start(extra: string[]): Promise<{ child: ChildProcess; url: string }> {
   });
 }
 
-/** `beckon identity-server --config <file>` on a free port; ready once its status endpoint answers. */
+/** `beckon identity-server` on a free port, with the bench's access token in its database. */
 async function startIdentityServer(dbPath: string, smtpUrl: string): Promise<{ child: ChildProcess; url: string }> {
   const port = await freePort();
-  const configFile = join(dir.path, "identity-server.yaml");
-  writeFileSync(
-    configFile,
-    [
-      "server_name: bench.is",
-      "public_base_url: http://127.0.0.1:1",
-      `listen: 127.0.0.1:${port}`,
-      `database_url: sqlite:${dbPath}`,
-      `smtp_url: ${smtpUrl}`,
-      "rate_limits: { enabled: false }",
-      "log_level: silent",
-      `pepper: ${PEPPER}`,
-      "metrics: { enabled: true }",
-      "",
-    ].join("\n"),
+  const server = await startBeckonServer(
+    "identity-server",
+    {
+      server_name: "bench.is",
+      public_base_url: "http://127.0.0.1:1",
+      listen: `127.0.0.1:${port}`,
+      database_url: `sqlite:${dbPath}`,
+      smtp_url: smtpUrl,
+      rate_limits: { enabled: false },
+      log_level: "silent",
+      pepper: PEPPER,
+      metrics: { enabled: true },
+    },
+    { configFile: join(dir.path, "identity-server.yaml"), readyPath: "/_matrix/identity/v2", nodeFlags },
   );
-  const child = spawn(process.execPath, [...nodeFlags, BECKON_BIN, "identity-server", "--config", configFile], { stdio: ["ignore", "inherit", "inherit"] });
-  let exited: number | null | undefined;
-  child.on("exit", (code) => (exited = code));
-  const url = `http://127.0.0.1:${port}`;
-  for (const deadline = Date.now() + 30_000; ; ) {
-    if (exited !== undefined) throw new Error(`identity server exited ${exited}`);
-    if (Date.now() > deadline) throw new Error("identity server did not start");
-    const up = await fetch(`${url}/_matrix/identity/v2`).then((r) => r.ok, () => false);
-    if (up) break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
   // The bench's access token, written straight into the database (the server reads it from there).
   const db = new Database(dbPath);
   db.prepare("INSERT OR IGNORE INTO is_accounts (user_id, created_ts, consent_version) VALUES (?, ?, NULL)").run(USER, Date.now());
   db.prepare("INSERT OR IGNORE INTO is_access_tokens (token, user_id, created_ts) VALUES (?, ?, ?)").run(TOKEN, USER, Date.now());
   db.close();
-  return { child, url };
+  return server;
 }
 
 function stop(child: ChildProcess): Promise<void> {
@@ -124,20 +110,6 @@ function stop(child: ChildProcess): Promise<void> {
     child.once("exit", () => resolve());
     child.kill("SIGKILL");
   });
-}
-
-function rssMb(pid: number, field = "VmRSS"): number {
-  const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-  return m ? Number(m[1]) / 1024 : NaN;
-}
-
-/**
- * CPU time (user + system, ms) the process has used so far. Wall-clock rates swing 2× on this
- * shared, loaded VM; the server's CPU time per operation is the steadier figure.
- */
-function cpuMs(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
-  return (Number(fields[11]) + Number(fields[12])) * (1000 / 100);
 }
 
 const dir = tempDir("beckon-bench-is-");
@@ -162,7 +134,7 @@ function bulkInsert(dbPath: string, from: number, to: number): number {
 }
 
 const results: Record<string, number | string> = {};
-const smtp = await startSmtpReceiver();
+const smtp = await startSmtpReceiver({ parse: false });
 const dbPath = join(dir.path, "is.db");
 try {
   // 1. bare Fastify vs status.

@@ -1,4 +1,6 @@
 /** Helpers shared by the benchmarks. */
+import { spawn, type ChildProcess } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
 
 /** The p-th percentile of an ascending array (nearest rank). */
 export function percentile(sorted: number[], p: number): number {
@@ -47,4 +49,61 @@ export function benchArgs(argv: readonly string[] = process.argv.slice(2)): Map<
       return eq < 0 ? [s, "true"] : [s.slice(0, eq), s.slice(eq + 1)];
     }),
   );
+}
+
+/** A server started as operators start it: `beckon <kind> --config <file>` in a child process. */
+export interface BeckonServerProcess {
+  child: ChildProcess;
+  pid: number;
+  url: string;
+  /** SIGTERM (graceful), SIGKILL after 10 s. */
+  stop(): Promise<void>;
+  /** SIGKILL. */
+  kill(): Promise<void>;
+}
+
+const BECKON_BIN = new URL("../../../packages/cli/dist/bin.js", import.meta.url).pathname;
+
+/**
+ * Writes `config` (JSON is YAML) to `configFile` and runs `beckon <kind> --config configFile`
+ * with `nodeFlags`; resolves once `readyPath` answers 200 on `http://<config.listen>`.
+ */
+export async function startBeckonServer(
+  kind: "homeserver" | "identity-server",
+  config: Record<string, unknown> & { listen: string },
+  opts: { configFile: string; readyPath: string; nodeFlags?: readonly string[] },
+): Promise<BeckonServerProcess> {
+  writeFileSync(opts.configFile, JSON.stringify(config, null, 2));
+  const child = spawn(process.execPath, [...(opts.nodeFlags ?? []), BECKON_BIN, kind, "--config", opts.configFile], { stdio: ["ignore", "inherit", "inherit"] });
+  let exited: number | null | undefined;
+  child.on("exit", (code) => (exited = code));
+  const gone = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  process.once("exit", () => child.kill("SIGKILL"));
+  const url = `http://${config.listen}`;
+  for (const deadline = Date.now() + 60_000; ; ) {
+    if (exited !== undefined) throw new Error(`beckon ${kind} exited with ${exited}`);
+    if (Date.now() > deadline) throw new Error(`beckon ${kind} did not start in 60 s`);
+    if (await fetch(url + opts.readyPath).then((r) => r.ok, () => false)) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const signal = async (sig: NodeJS.Signals, killAfterMs: number) => {
+    if (exited !== undefined) return;
+    child.kill(sig);
+    const t = setTimeout(() => child.kill("SIGKILL"), killAfterMs);
+    await gone;
+    clearTimeout(t);
+  };
+  return { child, pid: child.pid!, url, stop: () => signal("SIGTERM", 10_000), kill: () => signal("SIGKILL", 0) };
+}
+
+/** CPU time (user + system, ms) process `pid` has used so far. */
+export function cpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+  return (Number(fields[11]) + Number(fields[12])) * (1000 / 100);
+}
+
+/** A memory figure of process `pid` from /proc (VmRSS, RssAnon, RssFile), in MB. */
+export function rssMb(pid: number, field: "VmRSS" | "RssAnon" | "RssFile" = "VmRSS"): number {
+  const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return m ? Number(m[1]) / 1024 : NaN;
 }
