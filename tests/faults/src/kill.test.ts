@@ -11,12 +11,13 @@
  *   the identity server: its ephemeral key is valid there; every delivered member invite names
  *   a token the room has an m.room.third_party_invite for).
  *
- * `npm test`: 5 trials per server (SQLite). `npm run soak` (BECKON_SOAK=1): 50 per server.
+ * `npm test`: 5 trials per server on each engine, SQLite and PostgreSQL (PostgreSQL skips with a
+ * reason unless TEST_POSTGRES_URL is set). `npm run soak` (BECKON_SOAK=1): 50 per server and engine.
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import Database from "better-sqlite3";
-import { waitFor } from "@beckon/test-support";
+import { postgresSkipReason, waitFor } from "@beckon/test-support";
 import { bind, call, invite3pid, newUser, randomInt, roomState, sleep, startPair, timeline, trials, unique, validateByMail, type Pair, type User, type Which } from "./support.js";
 
 const TRIALS = trials(5, 50);
@@ -99,6 +100,7 @@ async function checkRoom(pair: Pair, alice: User, roomId: string, expect: { bind
 
 /** The homeserver's onbind claim rows for `mxid` (read-only, beside the running server; WAL). */
 function onbindClaims(pair: Pair, mxid: string): unknown[] {
+  if (pair.engine !== "sqlite") return ["(PostgreSQL: see threepid_onbind_claims in the test database)"];
   try {
     const db = new Database(`${pair.dataDir}/homeserver.db`, { readonly: true });
     try {
@@ -119,101 +121,106 @@ function killer(pair: Pair, which: Which, windowMs: number): { delay: number; do
 
 const outcomes = (rs: { status: number }[]) => rs.map((r) => r.status).join(",");
 
-describe(`kill trials: identity server (SQLite, ${TRIALS} trials)`, { timeout: 600_000 }, () => {
-  let pair: Pair;
-  let alice: User;
-  const summary: string[] = [];
-  const lost: string[] = [];
-  before(async () => {
-    pair = await startPair({ engine: "sqlite", identityServer: IS_FAST });
-    alice = await newUser(pair, "alice");
-  });
-  after(async () => {
-    console.log(`# kill trials, identity server: ${summary.length} trials\n${summary.map((s) => `#   ${s}`).join("\n")}`);
-    await pair?.close();
-  });
+for (const engine of ["sqlite", "postgres"] as const) {
+  const title = engine === "sqlite" ? "SQLite" : "PostgreSQL";
+  const skip = engine === "postgres" ? postgresSkipReason() : undefined;
 
-  it("SIGKILL during store-invites, binds and onbind deliveries: acknowledged writes kept, each invite delivered once, nothing half-applied", async () => {
-    for (let t = 0; t < TRIALS; t++) {
-      const roomId = (await alice.client.createRoom({ name: `IS kill ${t}` })).room_id;
-      const binders = await makeBinders(pair, alice, roomId, 2);
-      const fresh = Array.from({ length: 3 }, () => `${unique("n")}@example.org`);
-      const k = killer(pair, "identity-server", 250);
-      const [binds, invites] = await Promise.all([
-        Promise.all(binders.map((b) => sleep(randomInt(100)).then(() => bind(pair, b.user, b.session)))),
-        Promise.all(fresh.map((e) => sleep(randomInt(100)).then(() => invite3pid(pair, alice, roomId, e)))),
-        k.done,
-      ]);
-      await pair.start("identity-server");
-      for (const r of invites) assert.ok([200, 502, 504].includes(r.status), `3PID invite answered ${r.status}: ${r.text}`);
-      for (const r of binds) assert.ok(r.status === 200 || r.status === 0, `bind answered ${r.status}: ${r.text}`);
-      // Acknowledged binds are there; the others are made again now.
-      for (const [i, b] of binders.entries()) {
-        if (binds[i]!.status === 200) assert.equal(await b.user.identity.lookupOne("email", b.email), b.user.userId, "an acknowledged bind was lost");
-        else assert.equal((await bind(pair, b.user, b.session)).status, 200);
-      }
-      const acked = invites.filter((r) => r.status === 200).length;
-      // The homeserver was up: its answer is the truth, so the count is exact.
-      await checkRoom(pair, alice, roomId, { binders, tpiMin: binders.length + acked, tpiMax: binders.length + acked }, lost);
-      summary.push(`trial ${t + 1}: kill at ${k.delay} ms; binds ${outcomes(binds)}; invites ${outcomes(invites)}; ${lost.length ? `LOST so far ${lost.length}` : "OK"}`);
-    }
-    assert.deepEqual(lost, [], "every bound address's invite arrived");
-  });
-});
+  describe(`kill trials: identity server (${title}, ${TRIALS} trials)`, { timeout: 600_000, skip }, () => {
+    let pair: Pair;
+    let alice: User;
+    const summary: string[] = [];
+    const lost: string[] = [];
+    before(async () => {
+      pair = await startPair({ engine, identityServer: IS_FAST });
+      alice = await newUser(pair, "alice");
+    });
+    after(async () => {
+      console.log(`# kill trials, identity server (${title}): ${summary.length} trials\n${summary.map((s) => `#   ${s}`).join("\n")}`);
+      await pair?.close();
+    });
 
-describe(`kill trials: homeserver (SQLite, ${TRIALS} trials)`, { timeout: 600_000 }, () => {
-  let pair: Pair;
-  let alice: User;
-  const summary: string[] = [];
-  const lost: string[] = [];
-  let ran = false;
-  before(async () => {
-    pair = await startPair({ engine: "sqlite", identityServer: IS_FAST });
-    alice = await newUser(pair, "alice");
-  });
-  after(async () => {
-    console.log(`# kill trials, homeserver: ${summary.length} trials\n${summary.map((s) => `#   ${s}`).join("\n")}`);
-    await pair?.close();
-  });
-
-  it("SIGKILL during 3PID invites, onbinds and joins: acknowledged writes kept, each invite delivered once, nothing half-applied", async () => {
-    for (let t = 0; t < TRIALS; t++) {
-      const roomId = (await alice.client.createRoom({ name: `HS kill ${t}` })).room_id;
-      const binders = await makeBinders(pair, alice, roomId, 2);
-      const joiners = await Promise.all([newUser(pair, "joiner"), newUser(pair, "joiner")]);
-      for (const j of joiners) await alice.client.invite(roomId, j.userId);
-      const fresh = Array.from({ length: 3 }, () => `${unique("n")}@example.org`);
-      const k = killer(pair, "homeserver", 250);
-      const joinOf = (j: User) => call("POST", `${pair.hsUrl}/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/join`, j.token, {});
-      const [binds, invites, joins] = await Promise.all([
-        Promise.all(binders.map((b) => sleep(randomInt(100)).then(() => bind(pair, b.user, b.session)))),
-        Promise.all(fresh.map((e) => sleep(randomInt(100)).then(() => invite3pid(pair, alice, roomId, e)))),
-        Promise.all(joiners.map((j) => sleep(randomInt(100)).then(() => joinOf(j)))),
-        k.done,
-      ]);
-      await pair.start("homeserver");
-      for (const r of binds) assert.equal(r.status, 200, `bind (identity server up) answered ${r.status}: ${r.text}`);
-      for (const r of [...invites, ...joins]) assert.ok(r.status === 200 || r.status === 0, `answered ${r.status}: ${r.text}`);
-      for (const [i, j] of joiners.entries()) {
-        if (joins[i]!.status === 200) {
-          const m = await call("GET", `${pair.hsUrl}/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/state/m.room.member/${encodeURIComponent(j.userId)}`, alice.token);
-          assert.equal(m.json["membership"], "join", `an acknowledged join was lost (${j.userId})`);
-        } else {
-          const again = await joinOf(j);
-          assert.equal(again.status, 200, `join after the restart: ${again.text}`);
+    it("SIGKILL during store-invites, binds and onbind deliveries: acknowledged writes kept, each invite delivered once, nothing half-applied", async () => {
+      for (let t = 0; t < TRIALS; t++) {
+        const roomId = (await alice.client.createRoom({ name: `IS kill ${t}` })).room_id;
+        const binders = await makeBinders(pair, alice, roomId, 2);
+        const fresh = Array.from({ length: 3 }, () => `${unique("n")}@example.org`);
+        const k = killer(pair, "identity-server", 250);
+        const [binds, invites] = await Promise.all([
+          Promise.all(binders.map((b) => sleep(randomInt(100)).then(() => bind(pair, b.user, b.session)))),
+          Promise.all(fresh.map((e) => sleep(randomInt(100)).then(() => invite3pid(pair, alice, roomId, e)))),
+          k.done,
+        ]);
+        await pair.start("identity-server");
+        for (const r of invites) assert.ok([200, 502, 504].includes(r.status), `3PID invite answered ${r.status}: ${r.text}`);
+        for (const r of binds) assert.ok(r.status === 200 || r.status === 0, `bind answered ${r.status}: ${r.text}`);
+        // Acknowledged binds are there; the others are made again now.
+        for (const [i, b] of binders.entries()) {
+          if (binds[i]!.status === 200) assert.equal(await b.user.identity.lookupOne("email", b.email), b.user.userId, "an acknowledged bind was lost");
+          else assert.equal((await bind(pair, b.user, b.session)).status, 200);
         }
+        const acked = invites.filter((r) => r.status === 200).length;
+        // The homeserver was up: its answer is the truth, so the count is exact.
+        await checkRoom(pair, alice, roomId, { binders, tpiMin: binders.length + acked, tpiMax: binders.length + acked }, lost);
+        summary.push(`trial ${t + 1}: kill at ${k.delay} ms; binds ${outcomes(binds)}; invites ${outcomes(invites)}; ${lost.length ? `LOST so far ${lost.length}` : "OK"}`);
       }
-      const acked = invites.filter((r) => r.status === 200).length;
-      // An invite cut by the kill may or may not have been written; an acknowledged one must be.
-      const before = lost.length;
-      await checkRoom(pair, alice, roomId, { binders, tpiMin: binders.length + acked, tpiMax: binders.length + fresh.length }, lost);
-      summary.push(`trial ${t + 1}: kill at ${k.delay} ms; binds ${outcomes(binds)}; invites ${outcomes(invites)}; joins ${outcomes(joins)}; ${lost.length > before ? `LOST ${lost.slice(before).join("; ")}` : "OK"}`);
-    }
-    ran = true;
+      assert.deepEqual(lost, [], "every bound address's invite arrived");
+    });
   });
 
-  it("no bound address's invite is lost over the trials", () => {
-    assert.ok(ran, "the trials ran");
-    assert.deepEqual(lost, []);
+  describe(`kill trials: homeserver (${title}, ${TRIALS} trials)`, { timeout: 600_000, skip }, () => {
+    let pair: Pair;
+    let alice: User;
+    const summary: string[] = [];
+    const lost: string[] = [];
+    let ran = false;
+    before(async () => {
+      pair = await startPair({ engine, identityServer: IS_FAST });
+      alice = await newUser(pair, "alice");
+    });
+    after(async () => {
+      console.log(`# kill trials, homeserver (${title}): ${summary.length} trials\n${summary.map((s) => `#   ${s}`).join("\n")}`);
+      await pair?.close();
+    });
+
+    it("SIGKILL during 3PID invites, onbinds and joins: acknowledged writes kept, each invite delivered once, nothing half-applied", async () => {
+      for (let t = 0; t < TRIALS; t++) {
+        const roomId = (await alice.client.createRoom({ name: `HS kill ${t}` })).room_id;
+        const binders = await makeBinders(pair, alice, roomId, 2);
+        const joiners = await Promise.all([newUser(pair, "joiner"), newUser(pair, "joiner")]);
+        for (const j of joiners) await alice.client.invite(roomId, j.userId);
+        const fresh = Array.from({ length: 3 }, () => `${unique("n")}@example.org`);
+        const k = killer(pair, "homeserver", 250);
+        const joinOf = (j: User) => call("POST", `${pair.hsUrl}/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/join`, j.token, {});
+        const [binds, invites, joins] = await Promise.all([
+          Promise.all(binders.map((b) => sleep(randomInt(100)).then(() => bind(pair, b.user, b.session)))),
+          Promise.all(fresh.map((e) => sleep(randomInt(100)).then(() => invite3pid(pair, alice, roomId, e)))),
+          Promise.all(joiners.map((j) => sleep(randomInt(100)).then(() => joinOf(j)))),
+          k.done,
+        ]);
+        await pair.start("homeserver");
+        for (const r of binds) assert.equal(r.status, 200, `bind (identity server up) answered ${r.status}: ${r.text}`);
+        for (const r of [...invites, ...joins]) assert.ok(r.status === 200 || r.status === 0, `answered ${r.status}: ${r.text}`);
+        for (const [i, j] of joiners.entries()) {
+          if (joins[i]!.status === 200) {
+            const m = await call("GET", `${pair.hsUrl}/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/state/m.room.member/${encodeURIComponent(j.userId)}`, alice.token);
+            assert.equal(m.json["membership"], "join", `an acknowledged join was lost (${j.userId})`);
+          } else {
+            const again = await joinOf(j);
+            assert.equal(again.status, 200, `join after the restart: ${again.text}`);
+          }
+        }
+        const acked = invites.filter((r) => r.status === 200).length;
+        // An invite cut by the kill may or may not have been written; an acknowledged one must be.
+        const before = lost.length;
+        await checkRoom(pair, alice, roomId, { binders, tpiMin: binders.length + acked, tpiMax: binders.length + fresh.length }, lost);
+        summary.push(`trial ${t + 1}: kill at ${k.delay} ms; binds ${outcomes(binds)}; invites ${outcomes(invites)}; joins ${outcomes(joins)}; ${lost.length > before ? `LOST ${lost.slice(before).join("; ")}` : "OK"}`);
+      }
+      ran = true;
+    });
+
+    it("no bound address's invite is lost over the trials", () => {
+      assert.ok(ran, "the trials ran");
+      assert.deepEqual(lost, []);
+    });
   });
-});
+}

@@ -49,6 +49,7 @@ export interface PairOptions {
 }
 
 export interface Pair {
+  engine: Engine;
   hsUrl: string;
   isUrl: string;
   hsName: string;
@@ -106,6 +107,7 @@ export async function startPair(opts: PairOptions): Promise<Pair> {
     };
     await Promise.all([start("identity-server"), start("homeserver")]);
     return {
+      engine: opts.engine,
       hsUrl,
       isUrl,
       hsName: `localhost:${hsPort}`,
