@@ -58,6 +58,10 @@ function patternToRegex(pattern: string): RegExp {
   return new RegExp(`^${parts.join("/")}/?$`);
 }
 
+function noSchemaCompiler(): never {
+  throw new Error("Fastify route schemas are not used here: validate with @beckon/protocol's validators");
+}
+
 export function createHttpApp(options: HttpAppOptions = {}): MatrixApp {
   const app = Fastify({
     ...(options.logger ? { loggerInstance: options.logger as unknown as FastifyBaseLogger } : { logger: false }),
@@ -75,6 +79,10 @@ export function createHttpApp(options: HttpAppOptions = {}): MatrixApp {
       return sendMatrixError(reply, new MatrixError("M_INVALID_PARAM", "The request path is malformed", 400));
     },
     routerOptions: { maxParamLength: 1000, ignoreTrailingSlash: true },
+    // Requests are validated by @beckon/protocol's validators, never by Fastify route schemas.
+    // Without these factories Fastify loads Ajv and fast-json-stringify at start (~300 modules,
+    // several MB of RSS) for schemas no route has.
+    schemaController: { compilersFactory: { buildValidator: noSchemaCompiler, buildSerializer: noSchemaCompiler } },
   });
   const routes: RouteRecord[] = [];
 
