@@ -3,7 +3,7 @@
  * the ephemeral key pairs of invites. Signing uses `node:crypto` synchronously (hot path).
  */
 import { decodeBase64, encodeBase64, encodeBase64Url, signingBytes, addSignature } from "@beckon/protocol";
-import { generateKeyPairSync } from "node:crypto";
+import { generateKeyPair } from "node:crypto";
 import { nodeCryptoProvider } from "@beckon/protocol/node";
 import type { SigningKeyStore } from "../storage/index.js";
 
@@ -69,16 +69,30 @@ export interface EphemeralKeyPair {
  * A fresh ephemeral key pair. node:crypto's own key generation with a JWK export is ~10× faster
  * here than importing a random seed as DER (store-invite's hot path); JWK `d`/`x` are already
  * unpadded URL-safe base64. `randomBytes` is used instead when injected (deterministic tests).
+ *
+ * Asynchronous on purpose, with the export inside the callback: `generateKeyPairSync` followed
+ * by a JWK export deadlocks Node 20 now and then — the export holds the key's mutex while it
+ * allocates, a garbage collection then destroys the finished (unreferenced) key-generation job,
+ * whose destructor takes the same mutex, and the main thread waits forever (seen here under a
+ * store-invite load, and in a plain loop within 20 000 keys). In the callback the job is still
+ * referenced. The generation also runs on libuv's thread pool instead of the event loop.
  */
-export function generateEphemeralKeyPair(randomBytes?: (n: number) => Uint8Array): EphemeralKeyPair {
+export async function generateEphemeralKeyPair(randomBytes?: (n: number) => Uint8Array): Promise<EphemeralKeyPair> {
   if (randomBytes) {
     const seed = randomBytes(32);
     return { privateKey: encodeBase64Url(seed), publicKey: encodeBase64Url(nodeCryptoProvider.ed25519PublicKeySync(seed)) };
   }
-  const { privateKey } = generateKeyPairSync("ed25519");
-  const jwk = privateKey.export({ format: "jwk" });
-  if (typeof jwk.d !== "string" || typeof jwk.x !== "string") throw new Error("ed25519 JWK export failed");
-  return { privateKey: jwk.d, publicKey: jwk.x };
+  return new Promise<EphemeralKeyPair>((resolve, reject) => {
+    generateKeyPair("ed25519", {}, (err, _publicKey, privateKey) => {
+      if (err) {
+        reject(err);
+        return;
+      }
+      const jwk = privateKey.export({ format: "jwk" });
+      if (typeof jwk.d !== "string" || typeof jwk.x !== "string") reject(new Error("ed25519 JWK export failed"));
+      else resolve({ privateKey: jwk.d, publicKey: jwk.x });
+    });
+  });
 }
 
 /** Signs `obj` with an ephemeral seed (sign-ed25519), under the server name and key id `ed25519:0` as Sydent does. */

@@ -116,4 +116,15 @@ export const storageMigrations: Migration[] = [
       await db.schema.createIndex("is_associations_hash").on("is_associations").columns(["lookup_hash", "mxid", "not_before", "not_after"]).execute();
     },
   },
+  {
+    // One index serves both the address lookups (`medium, address` prefix: pending invites on
+    // bind) and store-invite's duplicate check (the whole key plus a `created_ts` range): each
+    // store-invite writes one random-keyed index entry less, and its commit fewer WAL pages.
+    id: "0003_is_invites_one_address_index",
+    async up(db: Kysely<unknown>) {
+      await db.schema.dropIndex("is_invites_dedupe").execute();
+      await db.schema.dropIndex("is_invites_address").execute();
+      await db.schema.createIndex("is_invites_address").on("is_invites").columns(["medium", "address", "room_id", "sender", "created_ts"]).execute();
+    },
+  },
 ];
