@@ -17,15 +17,14 @@
  * 1000-hash lookup ≥ 500 000 hashes/s; store-invite ≥ 1 000/s; RSS ≤ 100 MB at 1 M
  * (excluding the SQLite page cache). Figures go in bench/RESULTS.md under "## identity server".
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
 import os from "node:os";
 import { join } from "node:path";
 import { createRequire } from "node:module";
 import Fastify from "fastify";
 import Database from "better-sqlite3";
-import { freePort, startSmtpReceiver, tempDir } from "@beckon/test-support";
-import { benchArgs, cpuMs, rssMb, startBeckonServer } from "./lib/index.js";
+import { freePort, spawnUntilReady, startSmtpReceiver, tempDir } from "@beckon/test-support";
+import { benchArgs, cpuMs, rssMb, startBeckonServer, type BeckonServerProcess } from "./lib/index.js";
 
 const args = benchArgs();
 const PEPPER = "benchpepper";
@@ -63,25 +62,8 @@ interface AutocannonResult {
 type Autocannon = (opts: { url: string; connections: number; duration: number; method?: string; headers?: Record<string, string>; body?: string; pipelining?: number }) => Promise<AutocannonResult>;
 const autocannon = createRequire(import.meta.url)("autocannon") as Autocannon;
 
-function start(extra: string[]): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, [new URL(import.meta.url).pathname, ...extra], { stdio: ["ignore", "pipe", "inherit"] });
-  return new Promise((resolve, reject) => {
-    let out = "";
-    const timer = setTimeout(() => reject(new Error("child did not start")), 30_000);
-    child.stdout!.on("data", (d: Buffer) => {
-      out += d.toString();
-      const m = /READY (\S+)/.exec(out);
-      if (m?.[1]) {
-        clearTimeout(timer);
-        resolve({ child, url: m[1] });
-      }
-    });
-    child.on("exit", (code) => reject(new Error(`child exited ${code}`)));
-  });
-}
-
 /** `beckon identity-server` on a free port, with the bench's access token in its database. */
-async function startIdentityServer(dbPath: string, smtpUrl: string): Promise<{ child: ChildProcess; url: string }> {
+async function startIdentityServer(dbPath: string, smtpUrl: string): Promise<BeckonServerProcess> {
   const port = await freePort();
   const server = await startBeckonServer(
     "identity-server",
@@ -104,13 +86,6 @@ async function startIdentityServer(dbPath: string, smtpUrl: string): Promise<{ c
   db.prepare("INSERT OR IGNORE INTO is_access_tokens (token, user_id, created_ts) VALUES (?, ?, ?)").run(TOKEN, USER, Date.now());
   db.close();
   return server;
-}
-
-function stop(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    child.once("exit", () => resolve());
-    child.kill("SIGKILL");
-  });
 }
 
 const dir = tempDir("beckon-bench-is-");
@@ -140,7 +115,7 @@ const dbPath = join(dir.path, "is.db");
 try {
   // 1. bare Fastify vs status: both processes up, measured alternately (3 rounds of
   // `seconds` each), so a change in the machine's load hits both alike; the median ratio counts.
-  const bare = await start(["--bare"]);
+  const bare = await spawnUntilReady([new URL(import.meta.url).pathname, "--bare"]);
   const is = await startIdentityServer(dbPath, smtp.url);
   const bareRps: number[] = [];
   const statusRps: number[] = [];
@@ -149,15 +124,15 @@ try {
   let statusRequests = 0;
   for (let round = 0; round < 3; round++) {
     const b = await autocannon({ url: `${bare.url}/`, connections: 10, duration: seconds });
-    const c = cpuMs(is.child.pid!);
+    const c = cpuMs(is.pid);
     const st = await autocannon({ url: `${is.url}/_matrix/identity/v2`, connections: 10, duration: seconds });
-    statusCpuMs += cpuMs(is.child.pid!) - c;
+    statusCpuMs += cpuMs(is.pid) - c;
     statusRequests += st.requests.average * seconds;
     bareRps.push(b.requests.average);
     statusRps.push(st.requests.average);
     ratios.push(st.requests.average / b.requests.average);
   }
-  await stop(bare.child);
+  bare.child.kill("SIGKILL");
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   results.status_server_cpu_us_per_req = Math.round((statusCpuMs * 1000) / statusRequests);
   results.bare_fastify_rps = Math.round(median(bareRps));
@@ -174,12 +149,12 @@ try {
       pepper: PEPPER,
       addresses: Array.from({ length: 1000 }, (_, i) => (i % 2 === 0 ? hashOf(i * 7) : `miss${i}`)),
     });
-    let c = cpuMs(is.child.pid!);
+    let c = cpuMs(is.pid);
     const r1 = await autocannon({ url: `${is.url}/_matrix/identity/v2/lookup`, connections: 10, duration: seconds, method: "POST", headers: auth, body: one });
-    results[`lookup1_server_cpu_us_per_req_${label}`] = Math.round(((cpuMs(is.child.pid!) - c) * 1000) / (r1.requests.average * seconds));
-    c = cpuMs(is.child.pid!);
+    results[`lookup1_server_cpu_us_per_req_${label}`] = Math.round(((cpuMs(is.pid) - c) * 1000) / (r1.requests.average * seconds));
+    c = cpuMs(is.pid);
     const r1000 = await autocannon({ url: `${is.url}/_matrix/identity/v2/lookup`, connections: 10, duration: seconds, method: "POST", headers: auth, body: many });
-    const cpu1000 = cpuMs(is.child.pid!) - c;
+    const cpu1000 = cpuMs(is.pid) - c;
     results[`lookup1000_server_cpu_ms_per_req_${label}`] = Number((cpu1000 / (r1000.requests.average * seconds)).toFixed(2));
     results[`lookup1000_hashes_per_server_cpu_s_${label}`] = Math.round((r1000.requests.average * seconds * 1000) / (cpu1000 / 1000));
     if (r1.non2xx || r1000.non2xx) throw new Error(`lookup errors: ${r1.non2xx} / ${r1000.non2xx}`);
@@ -198,7 +173,7 @@ try {
   let next = 0;
   let failures = 0;
   const t0 = performance.now();
-  const c0 = cpuMs(is.child.pid!);
+  const c0 = cpuMs(is.pid);
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
       for (;;) {
@@ -216,24 +191,24 @@ try {
   );
   const inviteSeconds = (performance.now() - t0) / 1000;
   results.store_invite_per_s = Math.round(invitesN / inviteSeconds);
-  results.store_invite_server_cpu_ms_per_invite = Number(((cpuMs(is.child.pid!) - c0) / invitesN).toFixed(2));
+  results.store_invite_server_cpu_ms_per_invite = Number(((cpuMs(is.pid) - c0) / invitesN).toFixed(2));
   results.mails_received_during_invites = smtp.mails.length - before;
-  const c1 = cpuMs(is.child.pid!);
+  const c1 = cpuMs(is.pid);
   results.store_invite_failures = failures;
   const mailStart = performance.now();
   await smtp.waitForMails(before + invitesN, { timeoutMs: 120_000 });
   results.mails_received = smtp.mails.length - before;
   results.mail_drain_s_after_last_invite = Number(((performance.now() - mailStart) / 1000).toFixed(1));
-  results.mail_drain_server_cpu_ms = Math.round(cpuMs(is.child.pid!) - c1);
+  results.mail_drain_server_cpu_ms = Math.round(cpuMs(is.pid) - c1);
   results.mails_per_s_overall = Math.round(invitesN / ((performance.now() - t0) / 1000));
 
   // 4. RSS of the server process at `big` associations (after the runs; the SQLite page cache is ~2 MB by default).
-  results[`server_rss_mb_after_load_at_${big}`] = Number(rssMb(is.child.pid!).toFixed(1));
-  results[`server_rss_anon_mb_after_load_at_${big}`] = Number(rssMb(is.child.pid!, "RssAnon").toFixed(1));
+  results[`server_rss_mb_after_load_at_${big}`] = Number(rssMb(is.pid).toFixed(1));
+  results[`server_rss_anon_mb_after_load_at_${big}`] = Number(rssMb(is.pid, "RssAnon").toFixed(1));
   const metricsText = await (await fetch(`${is.url}/metrics`)).text();
   const heap = /beckon_is_nodejs_heap_size_used_bytes (\d+(?:\.\d+)?)/.exec(metricsText);
   if (heap?.[1]) results.server_heap_used_mb_after_load = Number((Number(heap[1]) / 1024 / 1024).toFixed(1));
-  await stop(is.child);
+  await is.kill();
 
   // 5. A fresh server process on the same database (`big` associations): RSS after a few lookups.
   const fresh = await startIdentityServer(dbPath, smtp.url);
@@ -241,12 +216,12 @@ try {
     const r = await fetch(`${fresh.url}/_matrix/identity/v2/lookup`, { method: "POST", headers: auth, body: JSON.stringify({ algorithm: "sha256", pepper: PEPPER, addresses: [hashOf(i * 9973)] }) });
     await r.arrayBuffer();
   }
-  results[`fresh_server_rss_mb_at_${big}`] = Number(rssMb(fresh.child.pid!).toFixed(1));
+  results[`fresh_server_rss_mb_at_${big}`] = Number(rssMb(fresh.pid).toFixed(1));
   // RssFile is the mapped node binary and shared libraries (~35 MB for a bare `node`); RssAnon
   // holds the V8 heap, native allocations and SQLite's page caches (2 connections × ≤ 2 MB).
-  results[`fresh_server_rss_anon_mb_at_${big}`] = Number(rssMb(fresh.child.pid!, "RssAnon").toFixed(1));
-  results[`fresh_server_rss_file_mb_at_${big}`] = Number(rssMb(fresh.child.pid!, "RssFile").toFixed(1));
-  await stop(fresh.child);
+  results[`fresh_server_rss_anon_mb_at_${big}`] = Number(rssMb(fresh.pid, "RssAnon").toFixed(1));
+  results[`fresh_server_rss_file_mb_at_${big}`] = Number(rssMb(fresh.pid, "RssFile").toFixed(1));
+  await fresh.kill();
 } finally {
   await smtp.close();
   dir.cleanup();

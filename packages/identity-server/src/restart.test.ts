@@ -4,9 +4,8 @@
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { waitFor } from "@beckon/test-support";
+import { spawnUntilReady, waitFor } from "@beckon/test-support";
 import { systemClock } from "@beckon/server-kit";
 import { startFakeHomeserver } from "./testing/fake-homeserver.js";
 import { startTestServer } from "./testing/harness.js";
@@ -15,27 +14,7 @@ import { engines } from "./testing/databases.js";
 const CHILD = fileURLToPath(new URL("./testing/child-server.js", import.meta.url));
 const V2 = "/_matrix/identity/v2";
 
-function spawnServer(overrides: object): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, [CHILD, JSON.stringify(overrides)], { stdio: ["ignore", "pipe", "pipe"] });
-  return new Promise((resolve, reject) => {
-    let out = "";
-    let err = "";
-    const timer = setTimeout(() => reject(new Error(`child did not start: ${err}`)), 15_000);
-    child.stdout!.on("data", (d: Buffer) => {
-      out += d.toString();
-      const m = /READY (\S+)/.exec(out);
-      if (m?.[1]) {
-        clearTimeout(timer);
-        resolve({ child, url: m[1] });
-      }
-    });
-    child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
-    child.on("exit", (code) => {
-      clearTimeout(timer);
-      reject(new Error(`child exited ${code}: ${err}`));
-    });
-  });
-}
+const spawnServer = (overrides: object) => spawnUntilReady([CHILD, JSON.stringify(overrides)], 15_000);
 
 for (const engine of engines())
 describe(`identity server crash safety (${engine.name})`, { skip: engine.skip }, () => {

@@ -8,3 +8,4 @@ export * from "./postgres.js";
 export * from "./smtp.js";
 export * from "./wait.js";
 export * from "./process.js";
+export * from "./beckon.js";

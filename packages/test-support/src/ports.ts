@@ -17,3 +17,10 @@ export function freePort(host = "127.0.0.1"): Promise<number> {
     });
   });
 }
+
+/** `n` different free TCP ports on 127.0.0.1 (two servers of one stack must not get the same one). */
+export async function distinctFreePorts(n: number): Promise<number[]> {
+  const ports = new Set<number>();
+  while (ports.size < n) ports.add(await freePort());
+  return [...ports];
+}

@@ -51,3 +51,38 @@ export async function httpAnswers(url: string): Promise<boolean> {
     return false;
   }
 }
+
+/** Stops `p`: SIGTERM, then SIGKILL if it is still running after `graceMs`. */
+export async function stopLogged(p: LoggedProcess, graceMs = 10_000): Promise<void> {
+  if (!p.alive()) return;
+  p.proc.kill("SIGTERM");
+  const t = setTimeout(() => p.proc.kill("SIGKILL"), graceMs);
+  await p.exited;
+  clearTimeout(t);
+}
+
+/**
+ * Runs `node …args` (stdout and stderr piped) and resolves once it prints `READY <url>`;
+ * rejects, with what it wrote to stderr, if it exits first or is not ready within `timeoutMs`.
+ */
+export function spawnUntilReady(args: string[], timeoutMs = 30_000): Promise<{ child: ChildProcess; url: string }> {
+  const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
+  return new Promise((resolve, reject) => {
+    let out = "";
+    let err = "";
+    const timer = setTimeout(() => reject(new Error(`child did not start in ${timeoutMs} ms: ${err}`)), timeoutMs);
+    child.stdout!.on("data", (d: Buffer) => {
+      out += d.toString();
+      const m = /READY (\S+)/.exec(out);
+      if (m?.[1]) {
+        clearTimeout(timer);
+        resolve({ child, url: m[1] });
+      }
+    });
+    child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`child exited ${code}: ${err}`));
+    });
+  });
+}

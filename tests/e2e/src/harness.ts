@@ -6,15 +6,19 @@
  * the same configs (`beckon up --configs-only`) and runs `beckon homeserver` and
  * `beckon identity-server` as two processes a test can stop, SIGKILL and restart on their own.
  */
-import { fileURLToPath } from "node:url";
 import {
+  beckonUpArgs,
   createTempDatabase,
-  freePort,
-  httpAnswers,
-  spawnLogged,
+  distinctFreePorts,
+  generateBeckonConfigs,
+  readinessUrl,
+  spawnBeckon,
+  spawnBeckonServer,
   startSmtpReceiver,
   tempDir,
   waitFor,
+  waitUntilServing,
+  type Engine,
   type LoggedProcess,
   type ReceivedMail,
   type SmtpReceiver,
@@ -23,21 +27,9 @@ import {
 import { readFileSync } from "node:fs";
 import { IdentityClient, MatrixClient, ensureIdentityToken } from "@beckon/client";
 
-const BIN = fileURLToPath(new URL("../../../packages/cli/dist/bin.js", import.meta.url));
-
-export type Engine = "sqlite" | "postgres";
+export type { Engine };
 
 export type Proc = LoggedProcess;
-
-function startProc(name: string, args: string[], logFile: string, env: NodeJS.ProcessEnv = {}): Proc {
-  return spawnLogged(name, BIN, args, logFile, env);
-}
-
-async function distinctPorts(n: number): Promise<number[]> {
-  const set = new Set<number>();
-  while (set.size < n) set.add(await freePort());
-  return [...set];
-}
 
 export interface StackOptions {
   engine: Engine;
@@ -72,35 +64,30 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   const all: Proc[] = [];
   try {
     if (opts.engine === "postgres") db = await createTempDatabase("beckon_e2e");
-    const [hsPort, isPort] = (await distinctPorts(2)) as [number, number];
+    const [hsPort, isPort] = (await distinctFreePorts(2)) as [number, number];
     const hsUrl = `http://127.0.0.1:${hsPort}`;
     const isUrl = `http://127.0.0.1:${isPort}`;
-    const common = ["--data-dir", dir.path, "--homeserver-port", String(hsPort), "--identity-port", String(isPort), "--smtp-url", smtp.url, ...(db ? ["--database-url", db.url] : [])];
+    const placement = { dir: dir.path, hsPort, isPort, smtpUrl: smtp.url, databaseUrl: db?.url };
     const servers = new Map<"homeserver" | "identity-server", Proc>();
 
-    const waitUp = async (url: string, p: Proc, what: string) => {
-      await waitFor(async () => (await httpAnswers(url)) || !p.alive(), { timeoutMs: STARTUP_MS, intervalMs: 100, what });
-      if (!p.alive()) throw new Error(`${what}: the process exited:\n${p.output()}`);
-    };
     const startServer = async (which: "homeserver" | "identity-server") => {
-      const p = startProc(which, [which, "--config", `${dir.path}/${which}.yaml`], `${dir.path}/${which}.out`);
+      const p = spawnBeckonServer(which, dir.path);
       servers.set(which, p);
       all.push(p);
       procs.push(p);
-      await waitUp(which === "homeserver" ? `${hsUrl}/_matrix/client/versions` : `${isUrl}/_matrix/identity/versions`, p, `the ${which} at ${which === "homeserver" ? hsUrl : isUrl}`);
+      const base = which === "homeserver" ? hsUrl : isUrl;
+      await waitUntilServing(readinessUrl(which, base), p, `the ${which} at ${base}`, { timeoutMs: STARTUP_MS });
     };
 
     if (opts.mode === "up") {
-      const up = startProc("beckon up", ["up", ...common], `${dir.path}/up.out`);
+      const up = spawnBeckon("beckon up", ["up", ...beckonUpArgs(placement)], `${dir.path}/up.out`);
       all.push(up);
       procs.push(up);
       await waitFor(() => up.output().includes("Ctrl-C stops everything") || !up.alive(), { timeoutMs: STARTUP_MS, what: "beckon up's banner" });
       if (!up.alive()) throw new Error(`beckon up exited:\n${up.output()}`);
       if (/NOT RUNNING/.test(up.output())) throw new Error(`beckon up did not start everything:\n${up.output()}`);
     } else {
-      const gen = startProc("configs", ["up", ...common, "--configs-only"], `${dir.path}/configs.out`);
-      const r = await gen.exited;
-      if (r.code !== 0) throw new Error(`beckon up --configs-only failed:\n${gen.output()}`);
+      await generateBeckonConfigs(placement);
       await Promise.all([startServer("identity-server"), startServer("homeserver")]);
     }
 

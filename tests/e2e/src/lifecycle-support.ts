@@ -7,18 +7,19 @@
  * The e2e harness (harness.ts) starts stacks with the generated configs only; these tests need a
  * few settings changed (outbound timeout, fake identity servers in the map), hence this file.
  */
-import { writeFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { fileURLToPath } from "node:url";
 import {
   createTempDatabase,
-  freePort,
-  httpAnswers,
-  spawnLogged,
+  distinctFreePorts,
+  generateBeckonConfigs,
+  readinessUrl,
+  spawnBeckonServer,
   startSmtpReceiver,
+  stopLogged,
   tempDir,
-  waitFor,
+  waitUntilServing,
+  type Engine,
   type LoggedProcess,
   type SmtpReceiver,
   type TempDatabase,
@@ -29,15 +30,7 @@ import { encodeBase64, encodeBase64Url } from "@beckon/protocol";
 import { nodeCryptoProvider, signJsonSync } from "@beckon/protocol/node";
 import { randomBytes } from "node:crypto";
 
-const BIN = fileURLToPath(new URL("../../../packages/cli/dist/bin.js", import.meta.url));
-
-export type Engine = "sqlite" | "postgres";
-
-type Child = LoggedProcess;
-
-function spawnCli(name: string, args: string[], logFile: string): Child {
-  return spawnLogged(name, BIN, args, logFile);
-}
+export type { Engine };
 
 export interface LifeStackOptions {
   engine: Engine;
@@ -66,18 +59,10 @@ export async function startLifeStack(opts: LifeStackOptions): Promise<LifeStack>
   const dir = tempDir("beckon-life-");
   const smtp = await startSmtpReceiver();
   let db: TempDatabase | undefined;
-  const children: Child[] = [];
+  const children: LoggedProcess[] = [];
   let inProcess: IdentityServer | undefined;
   const cleanup = async () => {
-    await Promise.all(
-      children.map(async (c) => {
-        if (!c.alive()) return;
-        c.proc.kill("SIGTERM");
-        const t = setTimeout(() => c.proc.kill("SIGKILL"), 10_000);
-        await c.exited;
-        clearTimeout(t);
-      }),
-    );
+    await Promise.all(children.map((c) => stopLogged(c)));
     await inProcess?.stop().catch(() => {});
     await smtp.close();
     await db?.drop().catch(() => {});
@@ -85,36 +70,34 @@ export async function startLifeStack(opts: LifeStackOptions): Promise<LifeStack>
   };
   try {
     if (opts.engine === "postgres") db = await createTempDatabase("beckon_life");
-    const hsPort = await freePort();
-    let isPort = await freePort();
-    while (isPort === hsPort) isPort = await freePort();
-    const beckonYaml = `${dir.path}/beckon.yaml`;
-    // A cheap password hash: these tests register many users on a 2-core machine.
-    const homeserver = { passwords: { scrypt_n: 1024 }, ...opts.homeserver };
-    writeFileSync(beckonYaml, JSON.stringify({ homeserver, identity_server: opts.identityServer ?? {} }));
-    const args = ["up", "--configs-only", "--config", beckonYaml, "--data-dir", dir.path, "--homeserver-port", String(hsPort), "--identity-port", String(isPort), "--smtp-url", smtp.url];
-    if (db) args.push("--database-url", db.url);
-    const gen = spawnCli("configs", args, `${dir.path}/configs.out`);
-    await gen.exited;
-    if (gen.proc.exitCode !== 0) throw new Error(`beckon up --configs-only failed:\n${gen.output()}`);
+    const [hsPort, isPort] = (await distinctFreePorts(2)) as [number, number];
+    await generateBeckonConfigs({
+      dir: dir.path,
+      hsPort,
+      isPort,
+      smtpUrl: smtp.url,
+      databaseUrl: db?.url,
+      // A cheap password hash: these tests register many users on a 2-core machine.
+      homeserver: { passwords: { scrypt_n: 1024 }, ...opts.homeserver },
+      identityServer: opts.identityServer ?? {},
+    });
     const hsUrl = `http://127.0.0.1:${hsPort}`;
     const isUrl = `http://127.0.0.1:${isPort}`;
-    const waitUp = async (url: string, c: Child | undefined, what: string) => {
-      await waitFor(async () => (await httpAnswers(url)) || (c !== undefined && !c.alive()), { timeoutMs: 60_000, intervalMs: 100, what });
-      if (c && !c.alive()) throw new Error(`${what} exited:\n${c.output()}`);
-    };
-    const hs = spawnCli("homeserver", ["homeserver", "--config", `${dir.path}/homeserver.yaml`], `${dir.path}/homeserver.out`);
+    const hs = spawnBeckonServer("homeserver", dir.path);
     children.push(hs);
-    let isChild: Child | undefined;
+    let isChild: LoggedProcess | undefined;
     if (opts.inProcessIdentityClock) {
       const config = loadIdentityServerConfig({ file: `${dir.path}/identity-server.yaml`, env: {}, overrides: { log_level: "warn" } });
       inProcess = await createIdentityServer({ config, clock: opts.inProcessIdentityClock });
       await inProcess.start();
     } else {
-      isChild = spawnCli("identity-server", ["identity-server", "--config", `${dir.path}/identity-server.yaml`], `${dir.path}/identity-server.out`);
+      isChild = spawnBeckonServer("identity-server", dir.path);
       children.push(isChild);
     }
-    await Promise.all([waitUp(`${hsUrl}/_matrix/client/versions`, hs, "the homeserver"), waitUp(`${isUrl}/_matrix/identity/versions`, isChild, "the identity server")]);
+    await Promise.all([
+      waitUntilServing(readinessUrl("homeserver", hsUrl), hs, "the homeserver"),
+      waitUntilServing(readinessUrl("identity-server", isUrl), isChild, "the identity server"),
+    ]);
     return {
       hsUrl,
       isUrl,

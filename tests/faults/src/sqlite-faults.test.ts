@@ -19,7 +19,7 @@ import assert from "node:assert/strict";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import Database from "better-sqlite3";
 import { sql, type Kysely } from "kysely";
-import { freePort, startSmtpReceiver, tempDir, type SmtpReceiver } from "@beckon/test-support";
+import { distinctFreePorts, startSmtpReceiver, tempDir, type SmtpReceiver } from "@beckon/test-support";
 import { createHomeserver, homeserverConfigFor, type Homeserver } from "@beckon/homeserver";
 import { createIdentityServer, loadIdentityServerConfig, type IdentityServer } from "@beckon/identity-server";
 import { IdentityClient, MatrixClient, ensureIdentityToken } from "@beckon/client";
@@ -59,9 +59,7 @@ describe("SQLite faults (servers in process)", { timeout: 180_000 }, () => {
   before(async () => {
     dir = tempDir("beckon-sqlite-faults-");
     smtp = await startSmtpReceiver();
-    const hsPort = await freePort();
-    let isPort = await freePort();
-    while (isPort === hsPort) isPort = await freePort();
+    const [hsPort, isPort] = (await distinctFreePorts(2)) as [number, number];
     hsUrl = `http://127.0.0.1:${hsPort}`;
     isUrl = `http://127.0.0.1:${isPort}`;
     hs = await createHomeserver({

@@ -3,20 +3,21 @@
  * processes (configs from `beckon up --configs-only --config`, so settings can be merged in),
  * each of which a test can SIGKILL and restart on the same data; a real SMTP receiver; raw
  * single-attempt HTTP calls (so "acknowledged" means exactly one 200 answer).
- *
- * Copied in small from tests/e2e/src/lifecycle-support.ts and harness.ts, which are not exported
- * from that workspace.
  */
-import { readFileSync, writeFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
+import { readFileSync } from "node:fs";
 import {
   createTempDatabase,
-  freePort,
-  httpAnswers,
-  spawnLogged,
+  distinctFreePorts,
+  generateBeckonConfigs,
+  readinessUrl,
+  spawnBeckonServer,
   startSmtpReceiver,
+  stopLogged,
   tempDir,
   waitFor,
+  waitUntilServing,
+  type BeckonServer,
+  type Engine,
   type LoggedProcess,
   type ReceivedMail,
   type SmtpReceiver,
@@ -24,21 +25,14 @@ import {
 } from "@beckon/test-support";
 import { IdentityClient, MatrixClient, ensureIdentityToken } from "@beckon/client";
 
-const BIN = fileURLToPath(new URL("../../../packages/cli/dist/bin.js", import.meta.url));
-
-export type Engine = "sqlite" | "postgres";
-export type Which = "homeserver" | "identity-server";
+export type { Engine };
+export type Which = BeckonServer;
 
 /** Trials: `npm test` runs `bounded`, `npm run soak` (BECKON_SOAK=1) runs `soak`. */
 export function trials(bounded: number, soak: number): number {
   return process.env.BECKON_SOAK ? soak : bounded;
 }
 
-type Child = LoggedProcess;
-
-function spawnCli(args: string[], logFile: string): Child {
-  return spawnLogged(args[0] ?? "beckon", BIN, args, logFile);
-}
 
 export interface PairOptions {
   engine: Engine;
@@ -66,44 +60,31 @@ export async function startPair(opts: PairOptions): Promise<Pair> {
   const dir = tempDir("beckon-faults-");
   const smtp = await startSmtpReceiver();
   let db: TempDatabase | undefined;
-  const children = new Map<Which, Child>();
+  const children = new Map<Which, LoggedProcess>();
   const cleanup = async () => {
-    await Promise.all(
-      [...children.values()].map(async (c) => {
-        if (!c.alive()) return;
-        c.proc.kill("SIGTERM");
-        const t = setTimeout(() => c.proc.kill("SIGKILL"), 10_000);
-        await c.exited;
-        clearTimeout(t);
-      }),
-    );
+    await Promise.all([...children.values()].map((c) => stopLogged(c)));
     await smtp.close();
     await db?.drop().catch(() => {});
     dir.cleanup();
   };
   try {
     if (opts.engine === "postgres" && !opts.databaseUrl) db = await createTempDatabase("beckon_faults");
-    const hsPort = await freePort();
-    let isPort = await freePort();
-    while (isPort === hsPort) isPort = await freePort();
-    const beckonYaml = `${dir.path}/beckon.yaml`;
-    const homeserver = { passwords: { scrypt_n: 1024 }, rate_limits: { enabled: false }, ...opts.homeserver };
-    const identityServer = { rate_limits: { enabled: false }, ...opts.identityServer };
-    writeFileSync(beckonYaml, JSON.stringify({ homeserver, identity_server: identityServer }));
-    const args = ["up", "--configs-only", "--config", beckonYaml, "--data-dir", dir.path, "--homeserver-port", String(hsPort), "--identity-port", String(isPort), "--smtp-url", smtp.url];
-    const databaseUrl = opts.databaseUrl ?? db?.url;
-    if (databaseUrl) args.push("--database-url", databaseUrl);
-    const gen = spawnCli(args, `${dir.path}/configs.out`);
-    await gen.exited;
-    if (gen.proc.exitCode !== 0) throw new Error(`beckon up --configs-only failed:\n${gen.output()}`);
+    const [hsPort, isPort] = (await distinctFreePorts(2)) as [number, number];
+    await generateBeckonConfigs({
+      dir: dir.path,
+      hsPort,
+      isPort,
+      smtpUrl: smtp.url,
+      databaseUrl: opts.databaseUrl ?? db?.url,
+      homeserver: { passwords: { scrypt_n: 1024 }, rate_limits: { enabled: false }, ...opts.homeserver },
+      identityServer: { rate_limits: { enabled: false }, ...opts.identityServer },
+    });
     const hsUrl = `http://127.0.0.1:${hsPort}`;
     const isUrl = `http://127.0.0.1:${isPort}`;
     const start = async (which: Which) => {
-      const c = spawnCli([which, "--config", `${dir.path}/${which}.yaml`], `${dir.path}/${which}.out`);
+      const c = spawnBeckonServer(which, dir.path);
       children.set(which, c);
-      const url = which === "homeserver" ? `${hsUrl}/_matrix/client/versions` : `${isUrl}/_matrix/identity/versions`;
-      await waitFor(async () => (await httpAnswers(url)) || !c.alive(), { timeoutMs: 60_000, intervalMs: 50, what: `the ${which}` });
-      if (!c.alive()) throw new Error(`the ${which} exited:\n${c.output()}`);
+      await waitUntilServing(readinessUrl(which, which === "homeserver" ? hsUrl : isUrl), c, `the ${which}`, { intervalMs: 50 });
     };
     await Promise.all([start("identity-server"), start("homeserver")]);
     return {

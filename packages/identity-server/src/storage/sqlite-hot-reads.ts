@@ -20,8 +20,8 @@ export class SqliteHotReads {
 
   constructor(path: string) {
     this.#db = new Database(path, { readonly: true, fileMustExist: true });
-    // A WAL reader waits only in rare moments (another connection recovering the WAL); keep any
-    // such synchronous wait short, it stalls the event loop.
+    // A WAL reader waits only in rare moments (another connection recovering the WAL); that
+    // wait is synchronous and stalls the event loop, so it is kept short.
     this.#db.pragma("busy_timeout = 100");
     this.#token = this.#db.prepare(
       "SELECT t.user_id AS user_id, a.consent_version AS consent_version FROM is_access_tokens t JOIN is_accounts a ON a.user_id = t.user_id WHERE t.token = ?",
