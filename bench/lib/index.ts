@@ -74,7 +74,10 @@ export async function startBeckonServer(
   opts: { configFile: string; readyPath: string; nodeFlags?: readonly string[] },
 ): Promise<BeckonServerProcess> {
   writeFileSync(opts.configFile, JSON.stringify(config, null, 2));
-  const child = spawn(process.execPath, [...(opts.nodeFlags ?? []), BECKON_BIN, kind, "--config", opts.configFile], { stdio: ["ignore", "inherit", "inherit"] });
+  // BENCH_SERVER_NODE_FLAGS (space-separated) adds node flags to every server, e.g. to profile
+  // them: BENCH_SERVER_NODE_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/prof".
+  const extra = (process.env.BENCH_SERVER_NODE_FLAGS ?? "").split(" ").filter(Boolean);
+  const child = spawn(process.execPath, [...(opts.nodeFlags ?? []), ...extra, BECKON_BIN, kind, "--config", opts.configFile], { stdio: ["ignore", "inherit", "inherit"] });
   let exited: number | null | undefined;
   child.on("exit", (code) => (exited = code));
   const gone = new Promise<void>((resolve) => child.once("exit", () => resolve()));

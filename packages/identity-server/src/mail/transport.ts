@@ -1,12 +1,14 @@
 /**
- * SMTP out, on nodemailer. `smtp://host:port` may be plaintext, but STARTTLS is used whenever
- * the server offers it and the certificate is then verified; `smtps://` is implicit TLS.
+ * SMTP out, on nodemailer, which carries the MIME text `mime.ts` builds. `smtp://host:port` may
+ * be plaintext, but STARTTLS is used whenever the server offers it and the certificate is then
+ * verified; `smtps://` is implicit TLS.
  * Certificates are verified by default (Sydent did not: CVE-2023-38686); `requireTls`
  * refuses to send without TLS. The test-only `insecureSkipTlsVerify` is loudly logged.
  */
 import { connect as netConnect, isIP, type Socket } from "node:net";
 import type { Transporter } from "nodemailer";
 import type SMTPPool from "nodemailer/lib/smtp-pool/index.js";
+import { buildMime } from "./mime.js";
 import { headerSafe, isValidMailAddress, parseSenderAddress } from "./text.js";
 
 /** What the mailer logs through (pino's Logger fits). */
@@ -170,19 +172,16 @@ export function createMailTransport(opts: MailTransportOptions): MailTransport {
       for (const [name, value] of Object.entries(msg.headers ?? {})) {
         if (/^[!-9;-~]+$/.test(name) && !RESERVED_HEADER.test(name)) headers[name] = headerSafe(value, 900);
       }
+      let raw: string;
       try {
-        await (await getTransporter()).sendMail({
-          from: from.name !== undefined ? { name: from.name, address: from.address } : from.address,
-          to: msg.to,
-          // The envelope is exactly our one recipient, whatever the headers say.
-          envelope: { from: from.address, to: [msg.to] },
-          subject: headerSafe(msg.subject),
-          text: msg.text,
-          ...(msg.html !== undefined ? { html: msg.html } : {}),
-          headers,
-          disableFileAccess: true,
-          disableUrlAccess: true,
-        });
+        raw = buildMime({ from, to: msg.to, subject: headerSafe(msg.subject), text: msg.text, ...(msg.html !== undefined ? { html: msg.html } : {}), headers });
+      } catch (e) {
+        throw new MailSendError(`the message cannot be encoded: ${e instanceof Error ? e.message : String(e)}`, { permanent: true, cause: e });
+      }
+      try {
+        // nodemailer only carries the finished message (see mime.ts). The envelope is exactly
+        // our one recipient, whatever the headers say.
+        await (await getTransporter()).sendMail({ envelope: { from: from.address, to: [msg.to] }, raw, disableFileAccess: true, disableUrlAccess: true });
       } catch (e) {
         throw toMailSendError(e);
       }
