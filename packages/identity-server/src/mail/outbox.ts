@@ -210,6 +210,8 @@ export class MailOutbox<DB = unknown> {
   #cancelTimer: (() => void) | undefined;
   #unsubscribe: (() => void) | undefined;
   #lastPurge = -Infinity;
+  readonly #sentQueue: { id: string; token: string; resolve: () => void; reject: (e: unknown) => void }[] = [];
+  #flushing: Promise<void> | undefined;
 
   constructor(opts: MailOutboxOptions<DB>) {
     this.#o = opts as MailOutboxOptions;
@@ -360,23 +362,55 @@ export class MailOutbox<DB = unknown> {
       await this.#failed(row, token, e);
       return;
     }
-    await this.#db
-      .updateTable("mail_outbox")
-      .set({
-        status: "sent",
-        sent_ts: this.#o.clock.now(),
-        // The invite's ephemeral private key lives only in the mail: forget it now.
-        body_text: "",
-        body_html: null,
-        headers: "{}",
-        claim_token: null,
-        claimed_until_ts: null,
-        last_error: null,
-      })
-      .where("id", "=", row.id)
-      .where("claim_token", "=", token)
-      .execute();
+    await this.#markSent(row.id, token);
     this.#counters.sent.inc(labels);
+  }
+
+  /**
+   * Marks a sent row. Rows that finish while an update is running are marked together by the
+   * next one (one statement and one commit for several mails instead of one each); the
+   * caller's promise settles when its row is marked.
+   */
+  #markSent(id: string, token: string): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.#sentQueue.push({ id, token, resolve, reject });
+      if (!this.#flushing) this.#flushing = this.#flushSent();
+    });
+  }
+
+  async #flushSent(): Promise<void> {
+    try {
+      while (this.#sentQueue.length > 0) {
+        const batch = this.#sentQueue.splice(0, 100);
+        const byToken = new Map<string, string[]>();
+        for (const b of batch) byToken.set(b.token, [...(byToken.get(b.token) ?? []), b.id]);
+        try {
+          for (const [token, ids] of byToken) {
+            await this.#db
+              .updateTable("mail_outbox")
+              .set({
+                status: "sent",
+                sent_ts: this.#o.clock.now(),
+                // The invite's ephemeral private key lives only in the mail: forget it now.
+                body_text: "",
+                body_html: null,
+                headers: "{}",
+                claim_token: null,
+                claimed_until_ts: null,
+                last_error: null,
+              })
+              .where("id", "in", ids)
+              .where("claim_token", "=", token)
+              .execute();
+          }
+          for (const b of batch) b.resolve();
+        } catch (e) {
+          for (const b of batch) b.reject(e);
+        }
+      }
+    } finally {
+      this.#flushing = undefined;
+    }
   }
 
   async #failed(row: Row, token: string, e: unknown): Promise<void> {
