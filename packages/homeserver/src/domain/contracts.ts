@@ -26,6 +26,25 @@ export interface NewEvent {
   type: string;
   stateKey?: string;
   content: Record<string, unknown>;
+  /**
+   * For a state event: when the room's current event at (type, stateKey) passes this test,
+   * nothing is sent and that event is the answer (checked under the room's write lock).
+   */
+  keepCurrentIf?: (content: Record<string, unknown>) => boolean;
+  /**
+   * Database work that must commit or roll back with the event, run inside the room's
+   * transaction (`db` is that transaction; also run when `keepCurrentIf` kept the current one).
+   */
+  inTransaction?: (db: unknown) => Promise<void>;
+}
+
+/** Room details the identity server's store-invite wants (Synapse sends these). */
+export interface InviteRoomDetails {
+  room_alias?: string;
+  room_avatar_url?: string;
+  room_join_rules?: string;
+  room_name?: string;
+  room_type?: string;
 }
 
 export interface RoomOps {
@@ -40,19 +59,15 @@ export interface RoomOps {
    * in `roomId` now (joined, power ≥ invite). Called before any identity-server traffic.
    */
   assertCanInvite(roomId: string, sender: string): Promise<void>;
+  /** {@link assertCanInvite} and {@link getInviteRoomDetails} with one read of the room's state. */
+  checkInviteAndDetails(roomId: string, sender: string): Promise<InviteRoomDetails>;
   /**
    * Builds, authorises (spec auth rules), persists and announces an event. Throws MatrixError
    * 403 M_FORBIDDEN when the auth rules refuse it. Idempotency is the caller's concern.
    */
   sendEvent(ev: NewEvent): Promise<{ eventId: string }>;
   /** Room details the identity server's store-invite wants (Synapse sends these). */
-  getInviteRoomDetails(roomId: string): Promise<{
-    room_alias?: string;
-    room_avatar_url?: string;
-    room_join_rules?: string;
-    room_name?: string;
-    room_type?: string;
-  }>;
+  getInviteRoomDetails(roomId: string): Promise<InviteRoomDetails>;
 }
 
 export interface ProfileOps {

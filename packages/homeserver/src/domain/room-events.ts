@@ -142,6 +142,23 @@ export interface SendOptions {
   extraKeys?: readonly StateKey[];
   /** Return the existing event when a state event would repeat the current one (same sender, same content). */
   dedupeState?: boolean;
+  /**
+   * Runs inside the room's transaction once the event is built (or answered by `precheck` /
+   * `dedupeState`), so that the caller's own rows commit or roll back with it.
+   */
+  inTransaction?: (tx: RoomWriteTx, eventId: string) => Promise<void>;
+}
+
+/** Wraps an error of a caller's `inTransaction` work, which must abort the whole transaction. */
+class InTransactionError extends Error {}
+
+async function inTx(opts: SendOptions, tx: RoomWriteTx, eventId: string): Promise<void> {
+  if (!opts.inTransaction) return;
+  try {
+    await opts.inTransaction(tx, eventId);
+  } catch (e) {
+    throw new InTransactionError("inTransaction failed", { cause: e });
+  }
 }
 
 interface Pending {
@@ -301,6 +318,7 @@ export class RoomEvents {
         if (opts.precheck) {
           const existing = await opts.precheck(state, tx);
           if (existing !== undefined) {
+            await inTx(opts, tx, existing);
             outcomes.push({ ok: true, eventId: existing });
             continue;
           }
@@ -308,14 +326,18 @@ export class RoomEvents {
         if (opts.dedupeState && draft.stateKey !== undefined) {
           const cur = state.get(stateKeyId(draft.type, draft.stateKey));
           if (cur && cur.pdu.sender === draft.sender && sameJson(cur.pdu.content, draft.content)) {
+            await inTx(opts, tx, cur.eventId);
             outcomes.push({ ok: true, eventId: cur.eventId });
             continue;
           }
         }
         const rec = chain.add(draft, opts.txn ? { txn: opts.txn } : {});
+        await inTx(opts, tx, rec.eventId);
         if (txnKey) batchTxns.set(txnKey, rec.eventId);
         outcomes.push({ ok: true, eventId: rec.eventId, built: rec.eventId });
       } catch (e) {
+        // A failed `inTransaction` write fails the transaction (the batch is retried one by one).
+        if (e instanceof InTransactionError) throw e.cause;
         outcomes.push({ ok: false, error: e });
       }
     }

@@ -3,12 +3,12 @@
  * `AccountOps` over our storage and event path.
  */
 import { MatrixError, stateKeyId, type PDU } from "@beckon/protocol";
-import type { AccountOps, Membership as MembershipValue, NewEvent, ProfileOps, RoomOps, StoredEvent } from "./contracts.js";
+import type { AccountOps, InviteRoomDetails, Membership as MembershipValue, NewEvent, ProfileOps, RoomOps, StoredEvent } from "./contracts.js";
 import type { Accounts } from "./accounts.js";
 import { powerLevelsFromState } from "./power-levels.js";
 import { asRoomVersion } from "./room-events.js";
 import type { Rooms } from "./rooms.js";
-import type { EventRecord } from "../storage/index.js";
+import type { EventRecord, RoomWriteTx } from "../storage/index.js";
 
 function toStored(e: EventRecord): StoredEvent {
   const out: StoredEvent = {
@@ -23,8 +23,44 @@ function toStored(e: EventRecord): StoredEvent {
   return out;
 }
 
+const DETAIL_KEYS = ["m.room.canonical_alias", "m.room.avatar", "m.room.join_rules", "m.room.name", "m.room.create"].map((type) => ({ type, stateKey: "" }));
+
+function inviteDetails(s: Map<string, EventRecord>): InviteRoomDetails {
+  const c = (t: string) => s.get(stateKeyId(t, ""))?.pdu.content ?? {};
+  const out: InviteRoomDetails = {};
+  const alias = c("m.room.canonical_alias").alias;
+  if (typeof alias === "string") out.room_alias = alias;
+  const avatar = c("m.room.avatar").url;
+  if (typeof avatar === "string") out.room_avatar_url = avatar;
+  const jr = c("m.room.join_rules").join_rule;
+  if (typeof jr === "string") out.room_join_rules = jr;
+  const name = c("m.room.name").name;
+  if (typeof name === "string") out.room_name = name;
+  const type = c("m.room.create").type;
+  if (typeof type === "string") out.room_type = type;
+  return out;
+}
+
 export function createRoomOps(rooms: Rooms): RoomOps {
   const store = rooms.deps.rooms;
+  /** Throws unless `sender` may invite now; returns the state read (with `extra` keys). */
+  async function checkInvite(roomId: string, sender: string, extra: readonly { type: string; stateKey: string }[]): Promise<Map<string, EventRecord>> {
+    const room = await rooms.requireRoom(roomId);
+    const state = await store.getStateEvents(roomId, [
+      { type: "m.room.create", stateKey: "" },
+      { type: "m.room.power_levels", stateKey: "" },
+      { type: "m.room.member", stateKey: sender },
+      ...extra,
+    ]);
+    if (state.get(stateKeyId("m.room.member", sender))?.pdu.content.membership !== "join") {
+      throw new MatrixError("M_FORBIDDEN", `${sender} is not in the room`, 403);
+    }
+    const map = new Map<string, PDU>();
+    for (const [k, e] of state) map.set(k, e.pdu);
+    const pl = powerLevelsFromState(map, asRoomVersion(room.roomVersion));
+    if (pl.userLevel(sender) < pl.invite) throw new MatrixError("M_FORBIDDEN", "You don't have permission to invite users", 403);
+    return state;
+  }
   return {
     async getRoomVersion(roomId) {
       return (await store.getRoom(roomId))?.roomVersion;
@@ -38,19 +74,10 @@ export function createRoomOps(rooms: Rooms): RoomOps {
       return (await store.getMembership(roomId, userId))?.membership as MembershipValue | undefined;
     },
     async assertCanInvite(roomId, sender) {
-      const room = await rooms.requireRoom(roomId);
-      const state = await store.getStateEvents(roomId, [
-        { type: "m.room.create", stateKey: "" },
-        { type: "m.room.power_levels", stateKey: "" },
-        { type: "m.room.member", stateKey: sender },
-      ]);
-      if (state.get(stateKeyId("m.room.member", sender))?.pdu.content.membership !== "join") {
-        throw new MatrixError("M_FORBIDDEN", `${sender} is not in the room`, 403);
-      }
-      const map = new Map<string, PDU>();
-      for (const [k, e] of state) map.set(k, e.pdu);
-      const pl = powerLevelsFromState(map, asRoomVersion(room.roomVersion));
-      if (pl.userLevel(sender) < pl.invite) throw new MatrixError("M_FORBIDDEN", "You don't have permission to invite users", 403);
+      await checkInvite(roomId, sender, []);
+    },
+    async checkInviteAndDetails(roomId, sender) {
+      return inviteDetails(await checkInvite(roomId, sender, DETAIL_KEYS));
     },
     async sendEvent(ev: NewEvent) {
       const r = await rooms.deps.events.send(ev.roomId, {
@@ -59,31 +86,22 @@ export function createRoomOps(rooms: Rooms): RoomOps {
         content: ev.content,
         ...(ev.stateKey !== undefined ? { stateKey: ev.stateKey } : {}),
       }, {
-        // An ordinary invite of someone already invited is a no-op (issue 9).
         precheck: (state) => {
+          if (ev.keepCurrentIf && ev.stateKey !== undefined) {
+            const cur = state.get(stateKeyId(ev.type, ev.stateKey));
+            if (cur && ev.keepCurrentIf(cur.pdu.content)) return cur.eventId;
+          }
+          // An ordinary invite of someone already invited is a no-op (issue 9).
           if (ev.type !== "m.room.member" || ev.stateKey === undefined || ev.content.membership !== "invite" || ev.content.third_party_invite !== undefined) return undefined;
           const cur = state.get(stateKeyId("m.room.member", ev.stateKey));
           return cur?.pdu.content.membership === "invite" ? cur.eventId : undefined;
         },
+        ...(ev.inTransaction ? { inTransaction: (tx: RoomWriteTx) => ev.inTransaction!(tx.db) } : {}),
       });
       return { eventId: r.eventId };
     },
     async getInviteRoomDetails(roomId) {
-      const keys = ["m.room.canonical_alias", "m.room.avatar", "m.room.join_rules", "m.room.name", "m.room.create"].map((type) => ({ type, stateKey: "" }));
-      const s = await store.getStateEvents(roomId, keys);
-      const c = (t: string) => s.get(stateKeyId(t, ""))?.pdu.content ?? {};
-      const out: Awaited<ReturnType<RoomOps["getInviteRoomDetails"]>> = {};
-      const alias = c("m.room.canonical_alias").alias;
-      if (typeof alias === "string") out.room_alias = alias;
-      const avatar = c("m.room.avatar").url;
-      if (typeof avatar === "string") out.room_avatar_url = avatar;
-      const jr = c("m.room.join_rules").join_rule;
-      if (typeof jr === "string") out.room_join_rules = jr;
-      const name = c("m.room.name").name;
-      if (typeof name === "string") out.room_name = name;
-      const type = c("m.room.create").type;
-      if (typeof type === "string") out.room_type = type;
-      return out;
+      return inviteDetails(await store.getStateEvents(roomId, DETAIL_KEYS));
     },
   };
 }

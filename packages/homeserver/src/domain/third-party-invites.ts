@@ -17,7 +17,9 @@
  * Any identity-server failure → the mapped Matrix error and no event.
  */
 import { MatrixError, idServerName, isValidUserId, normalizeEmail, normalizeMsisdn, type UserId } from "@beckon/protocol";
-import type { InviteRoomContext, PreparedThreepidInvite, ThreepidApi, ThreepidInviteRequest } from "./contracts.js";
+import type { Kysely } from "kysely";
+import type { InviteRoomContext, InviteRoomDetails, PreparedThreepidInvite, ThreepidApi, ThreepidInviteRequest } from "./contracts.js";
+import { ThreepidStore, type ThreepidDatabase } from "./threepid-storage.js";
 import type { StoreInviteDetails } from "../identity/client.js";
 import { THIRD_PARTY_INVITE, handleOnbind, inviteKeys, verifyThirdPartySigned, type ThirdPartyMemberInvite } from "./onbind.js";
 import { threepidServices, type ThreepidServices } from "./threepid-services.js";
@@ -143,6 +145,7 @@ async function runClaimed(
   key: { room_id: string; sender: string; medium: string; address: string },
   createdTs: number,
   req: ThreepidInviteRequest,
+  details: InviteRoomDetails,
 ): Promise<void> {
   const release = () =>
     s.store.releasePendingInvite(key, { token: null, created_ts: createdTs }).catch((e: unknown) => {
@@ -150,7 +153,6 @@ async function runClaimed(
       return false;
     });
   try {
-    const details = await s.deps.rooms.getInviteRoomDetails(key.room_id);
     const ctx: InviteRoomContext = { roomId: key.room_id, sender: key.sender, ...details };
     const prepared = await prepareThreepidInvite(s, req, ctx);
     if (prepared.kind === "user") {
@@ -158,12 +160,20 @@ async function runClaimed(
       await release();
       return;
     }
-    // The identity server may answer a repeated store-invite with the same token (its dedupe
-    // window): do not send the same state again.
-    if (!(await stillPending(s, key.room_id, prepared.token))) {
-      await s.deps.rooms.sendEvent({ roomId: key.room_id, sender: key.sender, type: THIRD_PARTY_INVITE, stateKey: prepared.token, content: prepared.content });
-    }
-    await s.store.setPendingToken(key, prepared.token);
+    const token = prepared.token;
+    await s.deps.rooms.sendEvent({
+      roomId: key.room_id,
+      sender: key.sender,
+      type: THIRD_PARTY_INVITE,
+      stateKey: token,
+      content: prepared.content,
+      // The identity server may answer a repeated store-invite with the same token (its dedupe
+      // window): the same state is not sent again.
+      keepCurrentIf: (content) => inviteKeys(content).length > 0,
+      // The pending row names its token in the event's transaction: a crash cannot leave an
+      // event whose row still looks unfinished (and would later be made again).
+      inTransaction: (db) => new ThreepidStore(db as Kysely<ThreepidDatabase>).setPendingToken(key, token),
+    });
   } catch (e) {
     await release();
     throw e;
@@ -171,7 +181,9 @@ async function runClaimed(
 }
 
 export async function inviteByThreepid(s: ThreepidServices, roomId: string, sender: string, req: ThreepidInviteRequest): Promise<void> {
-  await s.deps.rooms.assertCanInvite(roomId, sender);
+  // Permission first (before any identity-server traffic); the same read gives the room
+  // details store-invite sends.
+  const details = await s.deps.rooms.checkInviteAndDetails(roomId, sender);
   const { medium, address } = checkRequest(req);
   s.identity.resolve(req.id_server); // 400 M_SERVER_NOT_TRUSTED before anything else
   const key = { room_id: roomId, sender, medium, address: normalizeInviteAddress(medium, address) };
@@ -184,7 +196,7 @@ export async function inviteByThreepid(s: ThreepidServices, roomId: string, send
   for (let attempt = 0; attempt < 8 && Date.now() < giveUpAt; attempt++) {
     const now = s.deps.clock.now();
     if (await s.store.claimPendingInvite(key, now)) {
-      const work = runClaimed(s, key, now, req);
+      const work = runClaimed(s, key, now, req, details);
       s.inflight.set(mapKey, work);
       try {
         await work;

@@ -71,6 +71,10 @@ export class FakeRooms implements RoomOps, ProfileOps, AccountOps {
     if (!this.rooms.has(roomId)) throw new MatrixError("M_NOT_FOUND", "Unknown room", 404);
     if ((await this.getMembership(roomId, sender)) !== "join") throw new MatrixError("M_FORBIDDEN", "You are not in the room", 403);
   }
+  async checkInviteAndDetails(roomId: string, sender: string) {
+    await this.assertCanInvite(roomId, sender);
+    return this.getInviteRoomDetails(roomId);
+  }
   async sendEvent(ev: NewEvent): Promise<{ eventId: string }> {
     if (this.sendDelayMs > 0) await new Promise((r) => setTimeout(r, this.sendDelayMs));
     if (this.failSends > 0) {
@@ -79,6 +83,13 @@ export class FakeRooms implements RoomOps, ProfileOps, AccountOps {
     }
     const room = this.rooms.get(ev.roomId);
     if (!room) throw new MatrixError("M_NOT_FOUND", "Unknown room", 404);
+    if (ev.keepCurrentIf && ev.stateKey !== undefined) {
+      const cur = await this.getStateEvent(ev.roomId, ev.type, ev.stateKey);
+      if (cur && ev.keepCurrentIf(cur.content)) {
+        await this.#inTransaction(ev);
+        return { eventId: cur.event_id };
+      }
+    }
     const senderM = await this.getMembership(ev.roomId, ev.sender);
     const deny = (why: string) => new MatrixError("M_FORBIDDEN", why, 403);
     if (ev.type === "m.room.member" && ev.content.membership === "invite") {
@@ -100,9 +111,20 @@ export class FakeRooms implements RoomOps, ProfileOps, AccountOps {
     } else if (senderM !== "join") {
       throw deny("sender not joined");
     }
+    // No transactions here: the caller's work runs before the event is kept, so a failing
+    // write leaves no event behind (as the real core's rollback does).
+    await this.#inTransaction(ev);
     const stored = this.#persist(ev.roomId, ev);
     this.sent.push(ev);
     return { eventId: stored.event_id };
+  }
+
+  /** The database the caller's `inTransaction` work runs on (the deps builder sets it). */
+  db: unknown;
+  async #inTransaction(ev: NewEvent): Promise<void> {
+    if (!ev.inTransaction) return;
+    if (this.db === undefined) throw new Error("FakeRooms.db is not set");
+    await ev.inTransaction(this.db);
   }
   async getInviteRoomDetails(roomId: string) {
     if (!this.rooms.has(roomId)) throw new MatrixError("M_NOT_FOUND", "Unknown room", 404);
@@ -134,6 +156,7 @@ export async function threepidTestDb(url = "sqlite::memory:"): Promise<DatabaseH
 
 export function threepidTestDeps(handle: DatabaseHandle<ThreepidDatabase>, o: DepsOptions): ThreepidDeps<ThreepidDatabase> & { rooms: FakeRooms } {
   const rooms = o.rooms ?? new FakeRooms();
+  rooms.db ??= handle.db;
   return {
     rooms,
     profiles: rooms,

@@ -63,6 +63,8 @@ export interface StateKey {
 export interface RoomWriteTx {
   /** The room as locked at the start of the transaction (undefined for a new room). */
   readonly room: RoomRecord | undefined;
+  /** The transaction itself: other modules' rows that must commit (or roll back) with the events. */
+  readonly db: Transaction<HomeserverDB>;
   /** Current state events for the given keys, keyed by `stateKeyId`. */
   getState(keys: readonly StateKey[]): Promise<Map<string, EventRecord>>;
   getTxn(userId: string, deviceId: string, txnId: string): Promise<string | undefined>;
@@ -280,6 +282,7 @@ export function createRoomStore(db: Kysely<HomeserverDB>, engine: Engine): RoomS
         get room() {
           return room;
         },
+        db: trx,
         async getState(keys) {
           const out = new Map<string, EventRecord>();
           const missing: StateKey[] = [];

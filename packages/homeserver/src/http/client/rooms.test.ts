@@ -4,7 +4,9 @@ import assert from "node:assert/strict";
 import { computeContentHash, decodeBase64, eventSigningBytes, stateKeyId, type PDU } from "@beckon/protocol";
 import { nodeCryptoProvider } from "@beckon/protocol/node";
 import { createTempDatabase, postgresSkipReason } from "@beckon/test-support";
+import { sql } from "kysely";
 import { checkEventAuth } from "../../domain/auth-rules.js";
+import type { RoomWriteTx } from "../../storage/index.js";
 import { pduEventId } from "../../domain/pdu.js";
 import { call, enc, registerUser, startTestHomeserver, type TestHomeserver, type TestUser } from "../../testing.js";
 
@@ -198,6 +200,31 @@ describe("homeserver HTTP: rooms", () => {
       assert.equal(events[i]!.pdu.depth, events[i - 1]!.pdu.depth + 1);
     }
     assert.equal(events.filter((e) => e.streamOrdering > before).length, 10);
+  });
+
+  it("inTransaction work commits with its event; when it fails, its event and its rows are rolled back alone", async () => {
+    const roomId = await createRoom(t, alice, { preset: "public_chat" });
+    const before = await t.hs.storage.rooms.currentStreamPos();
+    const mark = (tx: RoomWriteTx, tag: string) =>
+      sql`INSERT INTO threepid_pending_invites (room_id, sender, medium, address, token, created_ts) VALUES (${roomId}, ${alice.userId}, 'email', ${tag}, ${tag}, 0)`.execute(tx.db);
+    const send = (i: number, fail: boolean) =>
+      t.hs.rooms.deps.events.send(
+        roomId,
+        { type: "m.room.message", sender: alice.userId, content: { body: `tx${i}` } },
+        {
+          inTransaction: async (tx) => {
+            await mark(tx, `tx${i}@example.org`);
+            if (fail) throw new Error("refused by the caller");
+          },
+        },
+      );
+    // Concurrent: the three share one batch; the failing one must not take the others down.
+    const results = await Promise.allSettled([send(0, false), send(1, true), send(2, false)]);
+    assert.deepEqual(results.map((r) => r.status), ["fulfilled", "rejected", "fulfilled"]);
+    const rows = await sql<{ address: string }>`SELECT address FROM threepid_pending_invites WHERE room_id = ${roomId} ORDER BY address`.execute(t.hs.storage.handle.db);
+    assert.deepEqual(rows.rows.map((r) => r.address), ["tx0@example.org", "tx2@example.org"]);
+    const events = await t.hs.storage.rooms.getRoomEvents(roomId, { dir: "f", after: before, upTo: Number.MAX_SAFE_INTEGER, limit: 100 });
+    assert.deepEqual(events.map((e) => e.pdu.content.body).sort(), ["tx0", "tx2"]);
   });
 
   it("events over 64 KiB are 413 M_TOO_LARGE; over-long types 400", async () => {
