@@ -1,5 +1,6 @@
 /** Helpers shared by the benchmarks. */
 import { spawn, type ChildProcess } from "node:child_process";
+import http from "node:http";
 import { readFileSync, writeFileSync } from "node:fs";
 
 /** The p-th percentile of an ascending array (nearest rank). */
@@ -7,14 +8,38 @@ export function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
 }
 
+/**
+ * Keep-alive connections for {@link json}. node:http rather than `fetch`: undici's fetch costs
+ * the load generator several times more CPU per request, CPU the servers being measured share.
+ */
+const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
+
 /** A JSON request to a local server: status and parsed body (`{}` when empty). */
-export async function json(url: string, init: { method?: string; token?: string; body?: unknown } = {}): Promise<{ status: number; body: Record<string, unknown> }> {
+export function json(url: string, init: { method?: string; token?: string; body?: unknown } = {}): Promise<{ status: number; body: Record<string, unknown> }> {
   const headers: Record<string, string> = {};
   if (init.token) headers.authorization = `Bearer ${init.token}`;
-  if (init.body !== undefined) headers["content-type"] = "application/json";
-  const res = await fetch(url, { method: init.method ?? "GET", headers, ...(init.body !== undefined ? { body: JSON.stringify(init.body) } : {}) });
-  const text = await res.text();
-  return { status: res.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
+  const payload = init.body !== undefined ? JSON.stringify(init.body) : undefined;
+  if (payload !== undefined) {
+    headers["content-type"] = "application/json";
+    headers["content-length"] = String(Buffer.byteLength(payload));
+  }
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method: init.method ?? "GET", headers, agent }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () => {
+        const text = Buffer.concat(chunks).toString("utf8");
+        try {
+          resolve({ status: res.statusCode ?? 0, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} });
+        } catch (e) {
+          reject(e instanceof Error ? e : new Error(String(e)));
+        }
+      });
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+    req.end(payload);
+  });
 }
 
 /** The body of a 200 answer; anything else stops the benchmark. */
@@ -75,8 +100,10 @@ export async function startBeckonServer(
 ): Promise<BeckonServerProcess> {
   writeFileSync(opts.configFile, JSON.stringify(config, null, 2));
   // BENCH_SERVER_NODE_FLAGS (space-separated) adds node flags to every server, e.g. to profile
-  // them: BENCH_SERVER_NODE_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/prof".
-  const extra = (process.env.BENCH_SERVER_NODE_FLAGS ?? "").split(" ").filter(Boolean);
+  // them: BENCH_SERVER_NODE_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/prof"; BENCH_HOMESERVER_NODE_FLAGS
+  // and BENCH_IDENTITY_SERVER_NODE_FLAGS to one kind only (after the defaults, so they win).
+  const own = process.env[`BENCH_${kind.toUpperCase().replace("-", "_")}_NODE_FLAGS`] ?? "";
+  const extra = `${process.env.BENCH_SERVER_NODE_FLAGS ?? ""} ${own}`.split(" ").filter(Boolean);
   const child = spawn(process.execPath, [...(opts.nodeFlags ?? []), ...extra, BECKON_BIN, kind, "--config", opts.configFile], { stdio: ["ignore", "inherit", "inherit"] });
   let exited: number | null | undefined;
   child.on("exit", (code) => (exited = code));

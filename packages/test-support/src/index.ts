@@ -6,6 +6,7 @@ export * from "./ports.js";
 export * from "./temp.js";
 export * from "./postgres.js";
 export * from "./smtp.js";
+export * from "./smtp-sink.js";
 export * from "./wait.js";
 export * from "./process.js";
 export * from "./beckon.js";

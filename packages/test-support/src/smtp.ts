@@ -49,6 +49,32 @@ export async function parseReceivedMail(mail: ReceivedMail): Promise<ReceivedMai
   };
 }
 
+/** Waits until `mails` holds `count` matching mails; `waiters` are called on each new mail. */
+export async function waitForMails(
+  mails: readonly ReceivedMail[],
+  waiters: Set<() => void>,
+  count: number,
+  opts: { timeoutMs?: number; match?: (m: ReceivedMail) => boolean } = {},
+): Promise<ReceivedMail[]> {
+  const { timeoutMs = 10_000, match = () => true } = opts;
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const got = mails.filter(match);
+    if (got.length >= count) return got;
+    const left = deadline - Date.now();
+    if (left <= 0) throw new Error(`expected ${count} mail(s), got ${got.length}`);
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(done, Math.min(left, 200));
+      function done() {
+        clearTimeout(t);
+        waiters.delete(done);
+        resolve();
+      }
+      waiters.add(done);
+    });
+  }
+}
+
 /** A real SMTP server on 127.0.0.1 (no auth, no TLS) that keeps what it receives. */
 export async function startSmtpReceiver(options: number | SmtpReceiverOptions = {}): Promise<SmtpReceiver> {
   const { port, parse = true } = typeof options === "number" ? { port: options } : options;
@@ -105,25 +131,7 @@ export async function startSmtpReceiver(options: number | SmtpReceiverOptions = 
     setRefusing(v) {
       refusing = v;
     },
-    async waitForMails(count, opts = {}) {
-      const { timeoutMs = 10_000, match = () => true } = opts;
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        const got = mails.filter(match);
-        if (got.length >= count) return got;
-        const left = deadline - Date.now();
-        if (left <= 0) throw new Error(`expected ${count} mail(s), got ${got.length}`);
-        await new Promise<void>((resolve) => {
-          const t = setTimeout(done, Math.min(left, 200));
-          function done() {
-            clearTimeout(t);
-            waiters.delete(done);
-            resolve();
-          }
-          waiters.add(done);
-        });
-      }
-    },
+    waitForMails: (count, opts) => waitForMails(mails, waiters, count, opts),
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }

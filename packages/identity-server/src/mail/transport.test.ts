@@ -9,7 +9,7 @@ import { spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { SMTPServer } from "smtp-server";
-import { freePort, startSmtpReceiver, tempDir } from "@beckon/test-support";
+import { freePort, parseReceivedMail, startSmtpReceiver, startSmtpSink, tempDir } from "@beckon/test-support";
 import { createMailTransport, MailSendError, type MailLogger } from "./transport.js";
 
 const quiet: MailLogger = { info() {}, warn() {}, error() {} };
@@ -160,6 +160,34 @@ test("nothing in a message adds recipients or headers", async () => {
   } finally {
     tr.close?.();
     await receiver.close();
+  }
+});
+
+test("the benchmarks' SMTP sink gets what smtp-server gets: envelope, raw text (dot-stuffing undone, UTF-8), refusals", async () => {
+  const receiver = await startSmtpReceiver({ parse: false });
+  const sink = await startSmtpSink();
+  const mail = { to: "zoë@example.org", subject: "Grüße", text: ".leading dot\n..two dots\nGrüße\n", html: "<p>.x</p>" };
+  const via = (url: string) => createMailTransport({ smtpUrl: url, from: "Beckon <noreply@example.org>", logger: quiet, maxConnections: 2 });
+  const a = via(receiver.url);
+  const b = via(sink.url);
+  try {
+    await Promise.all([a.send(mail), b.send(mail), b.send({ ...mail, to: "bob@example.org" })]);
+    const [fromServer] = await receiver.waitForMails(1);
+    const got = await sink.waitForMails(2);
+    const mine = got.find((m) => m.to[0] === "zoë@example.org");
+    assert.ok(fromServer && mine);
+    assert.deepEqual([mine.from, mine.to], [fromServer.from, fromServer.to]);
+    // Same message apart from the Date, Message-ID and boundary each send makes.
+    const stable = (raw: string) => raw.replace(/^(Date|Message-ID): .*$/gm, "").replace(/=_beckon_[0-9a-f]+/g, "B");
+    assert.equal(stable(mine.raw), stable(fromServer.raw));
+    assert.equal((await parseReceivedMail(mine)).text, mail.text);
+    sink.setRefusing(true);
+    await assert.rejects(b.send(mail), (e) => e instanceof MailSendError && !e.permanent);
+  } finally {
+    a.close?.();
+    b.close?.();
+    await receiver.close();
+    await sink.close();
   }
 });
 
