@@ -1,9 +1,8 @@
 /**
  * The MIME text of an outgoing mail (RFC 5322 headers, RFC 2045–2047 bodies and encoded
- * words), built in one pass. nodemailer only carries the finished text over SMTP (its `raw`
- * mode): its own MIME builder cost ~0.35 ms of CPU per mail here (quoted-printable streams,
- * per-part random boundaries, header normalisation), more than a whole `store-invite`'s
- * database work.
+ * words), built in one pass and carried by `smtp-client.ts`. nodemailer's MIME builder, used
+ * before, cost ~0.35 ms of CPU per mail here (quoted-printable streams, per-part random
+ * boundaries, header normalisation), more than a whole `store-invite`'s database work.
  *
  * Every header value reaching this module is already single-line (`headerSafe`); this module
  * still refuses CR/LF so that nothing it is handed can start a header of its own.

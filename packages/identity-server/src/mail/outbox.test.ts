@@ -248,7 +248,7 @@ function suite(engine: Engine, skip: string | undefined) {
         await receiver.waitForMails(tos.length, { timeoutMs: 5000, match: (m) => tos.some((t) => m.to.includes(t)) });
         await new Promise((r) => setTimeout(r, 200));
         for (const to of tos) assert.equal(receiver.mails.filter((m) => m.to.includes(to)).length, 1, to);
-        // nodemailer picks a fresh random MIME boundary for every message.
+        // Every message gets a fresh random MIME boundary.
         const boundaries = receiver.mails.filter((m) => tos.some((t) => m.to.includes(t))).map((m) => /boundary="?([^";\r\n]+)/.exec(m.raw)?.[1]);
         assert.equal(new Set(boundaries).size, tos.length);
         assert.ok(boundaries.every((b) => b !== undefined && b.length >= 16));

@@ -1,7 +1,7 @@
 /**
  * Reads a rendered Sydent template (a whole RFC 5322 message: headers, a blank line, then a
  * single part or multipart body) into headers and the text and HTML bodies. We send those
- * parts again through nodemailer, which builds a fresh message with its own random boundary;
+ * parts again through `mime.ts`, which builds a fresh message with its own random boundary;
  * nothing of the template's header block reaches the wire except what render.ts allows.
  */
 import { TextDecoder } from "node:util";

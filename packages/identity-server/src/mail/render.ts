@@ -1,6 +1,6 @@
 /**
  * `renderMail`: variables in, a finished message out (subject, extra headers, text and HTML).
- * The outbox stores exactly this; nodemailer later turns it into MIME with its own random
+ * The outbox stores exactly this; `mime.ts` later turns it into MIME with a fresh random
  * boundary and encodes the headers.
  */
 import { mailContext, type ContextOptions, type MailTemplateName } from "./context.js";

@@ -1,13 +1,13 @@
 /**
- * SMTP out, on nodemailer, which carries the MIME text `mime.ts` builds. `smtp://host:port` may
+ * SMTP out: the MIME text `mime.ts` builds, carried by `smtp-client.ts`. `smtp://host:port` may
  * be plaintext, but STARTTLS is used whenever the server offers it and the certificate is then
  * verified; `smtps://` is implicit TLS.
  * Certificates are verified by default (Sydent did not: CVE-2023-38686); `requireTls`
  * refuses to send without TLS. The test-only `insecureSkipTlsVerify` is loudly logged.
  */
-import { connect as netConnect, isIP, type Socket } from "node:net";
-import type { Transporter } from "nodemailer";
-import type SMTPPool from "nodemailer/lib/smtp-pool/index.js";
+import { isIP } from "node:net";
+import { hostname } from "node:os";
+import { SmtpClient } from "./smtp-client.js";
 import { buildMime } from "./mime.js";
 import { headerSafe, isValidMailAddress, parseSenderAddress } from "./text.js";
 
@@ -76,7 +76,7 @@ export interface MailTransportOptions {
   tlsCa?: string | string[];
   /** TEST ONLY: accept any certificate. Logged as a warning at start. */
   insecureSkipTlsVerify?: boolean;
-  /** Name sent in EHLO (default: nodemailer's, the machine's host name). */
+  /** Name sent in EHLO (default: the machine's host name). */
   heloName?: string;
   /** Parallel SMTP connections (default 5). */
   maxConnections?: number;
@@ -84,7 +84,13 @@ export interface MailTransportOptions {
   timeoutsMs?: { connection?: number; greeting?: number; socket?: number };
 }
 
-/** Header names a mail may not set itself: we (or nodemailer) own them. */
+/** The EHLO name: this machine's host name when it is a plausible domain, else an address literal. */
+function heloName(): string {
+  const h = hostname();
+  return /^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/.test(h) ? h : "[127.0.0.1]";
+}
+
+/** Header names a mail may not set itself: `mime.ts` writes them. */
 const RESERVED_HEADER = /^(from|to|cc|bcc|sender|reply-to|subject|date|message-id|mime-version|content-.*|return-path|received)$/i;
 
 export function createMailTransport(opts: MailTransportOptions): MailTransport {
@@ -112,56 +118,23 @@ export function createMailTransport(opts: MailTransportOptions): MailTransport {
   if (auth && !secure && !opts.requireTls) {
     opts.logger.warn({ smtp: `smtp://${host}:${port}` }, "SMTP credentials may be sent without TLS if the server offers no STARTTLS; consider requireTls or smtps://");
   }
-  const options: SMTPPool.Options = {
-    pool: true,
+  const client = new SmtpClient({
     host,
     port,
     secure,
-    // STARTTLS whenever offered (nodemailer's default); required when asked.
-    ignoreTLS: false,
-    requireTLS: opts.requireTls === true && !secure,
+    requireTls: opts.requireTls === true && !secure,
     tls: {
       rejectUnauthorized: !insecure,
       minVersion: "TLSv1.2",
       ...(isIP(host) === 0 ? { servername: host } : {}),
       ...(opts.tlsCa !== undefined ? { ca: opts.tlsCa } : {}),
     },
+    ...(auth ? { auth } : {}),
+    name: opts.heloName ?? heloName(),
     maxConnections: opts.maxConnections ?? 5,
     maxMessages: 100,
-    connectionTimeout: opts.timeoutsMs?.connection ?? 10_000,
-    greetingTimeout: opts.timeoutsMs?.greeting ?? 10_000,
-    socketTimeout: opts.timeoutsMs?.socket ?? 30_000,
-    logger: false,
-    ...(auth ? { auth } : {}),
-    ...(opts.heloName !== undefined ? { name: opts.heloName } : {}),
-    // Our own TCP connection with Nagle off: nodemailer writes a message in several small
-    // chunks, and Nagle's algorithm against the receiver's delayed ACK stalled every mail by
-    // ~40 ms (the outbox drained ~70 mails/s over 5 connections). TLS (implicit or STARTTLS)
-    // is still negotiated by nodemailer over this socket, with the options above.
-    getSocket: (_o: unknown, cb: (err: Error | null, socket?: { connection: Socket }) => void) => {
-      const timeout = opts.timeoutsMs?.connection ?? 10_000;
-      const socket = netConnect({ host, port, noDelay: true });
-      let done = false;
-      const finish = (err: Error | null) => {
-        if (done) return;
-        done = true;
-        clearTimeout(timer);
-        if (err) {
-          socket.destroy();
-          cb(Object.assign(err, { code: (err as { code?: unknown }).code ?? "ECONNECTION" }));
-        } else {
-          cb(null, { connection: socket });
-        }
-      };
-      const timer = setTimeout(() => finish(Object.assign(new Error("Connection timeout"), { code: "ETIMEDOUT" })), timeout);
-      socket.once("connect", () => finish(null));
-      socket.once("error", finish);
-    },
-  };
-  // nodemailer is loaded on the first mail, not at start (~6 MB of RSS for a server that never mails).
-  let transporter: Promise<Transporter> | undefined;
-  const getTransporter = (): Promise<Transporter> =>
-    (transporter ??= import("nodemailer").then((m) => m.default.createTransport(options)));
+    timeoutsMs: { connection: opts.timeoutsMs?.connection ?? 10_000, greeting: opts.timeoutsMs?.greeting ?? 10_000, socket: opts.timeoutsMs?.socket ?? 30_000 },
+  });
 
   return {
     async send(msg) {
@@ -179,22 +152,21 @@ export function createMailTransport(opts: MailTransportOptions): MailTransport {
         throw new MailSendError(`the message cannot be encoded: ${e instanceof Error ? e.message : String(e)}`, { permanent: true, cause: e });
       }
       try {
-        // nodemailer only carries the finished message (see mime.ts). The envelope is exactly
-        // our one recipient, whatever the headers say.
-        await (await getTransporter()).sendMail({ envelope: { from: from.address, to: [msg.to] }, raw, disableFileAccess: true, disableUrlAccess: true });
+        // The envelope is exactly our one recipient, whatever the headers say.
+        await client.send(from.address, msg.to, raw);
       } catch (e) {
         throw toMailSendError(e);
       }
     },
     async verify() {
       try {
-        await (await getTransporter()).verify();
+        await client.verify();
       } catch (e) {
         throw toMailSendError(e);
       }
     },
     close() {
-      void transporter?.then((t) => t.close(), () => {});
+      client.close();
     },
   };
 }
