@@ -183,6 +183,9 @@ export interface MailOutboxOptions<DB = unknown> {
 
 export const MAIL_CHANNEL = "mail";
 
+/** How long a sent mail waits for others to be marked sent in the same statement. */
+const SENT_BATCH_MS = 5;
+
 type Row = MailOutboxTable;
 
 /** The worker that sends what {@link enqueueMail} stored. */
@@ -367,14 +370,16 @@ export class MailOutbox<DB = unknown> {
   }
 
   /**
-   * Marks a sent row. Rows that finish while an update is running are marked together by the
-   * next one (one statement and one commit for several mails instead of one each); the
+   * Marks a sent row. Rows that finish within a few milliseconds of each other are marked
+   * together (one statement and one commit for several mails instead of one each); the
    * caller's promise settles when its row is marked.
    */
   #markSent(id: string, token: string): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       this.#sentQueue.push({ id, token, resolve, reject });
-      if (!this.#flushing) this.#flushing = this.#flushSent();
+      if (!this.#flushing) {
+        this.#flushing = new Promise<void>((r) => setTimeout(r, SENT_BATCH_MS)).then(() => this.#flushSent());
+      }
     });
   }
 
