@@ -108,14 +108,38 @@ export class ThreepidStore {
 
   // ── pending 3PID invites ────────────────────────────────────────────────────
 
-  /** Claims the key; false when a row already holds it. */
-  async claimPendingInvite(key: Omit<PendingInviteRow, "token" | "created_ts">, now: number): Promise<boolean> {
-    const res = await this.db
-      .insertInto("threepid_pending_invites")
-      .values({ ...key, token: null, created_ts: now })
-      .onConflict((oc) => oc.doNothing())
-      .executeTakeFirst();
-    return Number(res.numInsertedOrUpdatedRows ?? 0n) > 0;
+  /**
+   * Claims the key; false when a row already holds it. Claims made in the same turn of the
+   * event loop share one multi-row `INSERT … ON CONFLICT DO NOTHING RETURNING` (one statement
+   * and one commit instead of one each); a key claimed twice in one batch goes to the first.
+   */
+  claimPendingInvite(key: Omit<PendingInviteRow, "token" | "created_ts">, now: number): Promise<boolean> {
+    return new Promise<boolean>((resolve, reject) => {
+      this.#claims.push({ row: { ...key, token: null, created_ts: now }, resolve, reject });
+      if (this.#claims.length === 1) setImmediate(() => void this.#flushClaims());
+    });
+  }
+
+  readonly #claims: { row: PendingInviteRow; resolve(won: boolean): void; reject(e: unknown): void }[] = [];
+
+  async #flushClaims(): Promise<void> {
+    const batch = this.#claims.splice(0, this.#claims.length);
+    const k = (r: Pick<PendingInviteRow, "room_id" | "sender" | "medium" | "address">) => `${r.room_id}\u0000${r.sender}\u0000${r.medium}\u0000${r.address}`;
+    for (let i = 0; i < batch.length; i += 100) {
+      const part = batch.slice(i, i + 100);
+      try {
+        const rows = await this.db
+          .insertInto("threepid_pending_invites")
+          .values(part.map((c) => c.row))
+          .onConflict((oc) => oc.doNothing())
+          .returning(["room_id", "sender", "medium", "address"])
+          .execute();
+        const won = new Set(rows.map(k));
+        for (const c of part) c.resolve(won.delete(k(c.row)));
+      } catch (e) {
+        for (const c of part) c.reject(e);
+      }
+    }
   }
 
   async getPendingInvite(key: Omit<PendingInviteRow, "token" | "created_ts">): Promise<PendingInviteRow | undefined> {
