@@ -6,7 +6,7 @@
  * an SQLite file, rate limits off:
  *
  * 1. bare Fastify `GET /` vs our status endpoint `GET /_matrix/identity/v2` (autocannon, 10
- *    connections; 3 alternating rounds, the median ratio counts);
+ *    connections; 8 alternating rounds of `--seconds`/2 each, the median ratio counts);
  * 2. `POST lookup` with 1 and with 1000 sha256 hashes at 10 000 and at `--big` associations
  *    (bulk-inserted with one direct SQLite transaction);
  * 3. `store-invite`/s with every mail handed to a local SMTP server (test-support's receiver),
@@ -115,28 +115,41 @@ const results: Record<string, number | string> = {};
 const smtp = await startSmtpSink();
 const dbPath = join(dir.path, "is.db");
 try {
-  // 1. bare Fastify vs status: both processes up, measured alternately (3 rounds of
-  // `seconds` each), so a change in the machine's load hits both alike; the median ratio counts.
+  // 1. bare Fastify vs status: both processes up, measured alternately (8 rounds of
+  // `seconds`/2 each), so a change in the machine's load hits both alike; the median ratio counts.
   const bare = await spawnUntilReady([new URL(import.meta.url).pathname, "--bare"]);
   const is = await startIdentityServer(dbPath, smtp.url);
   const bareRps: number[] = [];
   const statusRps: number[] = [];
   const ratios: number[] = [];
   let statusCpuMs = 0;
+  let bareCpuMs = 0;
+  let bareRequests = 0;
   let statusRequests = 0;
-  for (let round = 0; round < 3; round++) {
-    const b = await autocannon({ url: `${bare.url}/`, connections: 10, duration: seconds });
+  // Short alternating rounds: the machine's own speed drifts by tens of percent within
+  // minutes here, and a ratio of two long runs measured a minute apart mostly measures that.
+  const roundSeconds = Math.max(1, Math.round(seconds / 2));
+  for (let round = 0; round < 8; round++) {
+    const bc = cpuMs(bare.child.pid!);
+    const b = await autocannon({ url: `${bare.url}/`, connections: 10, duration: roundSeconds });
+    bareCpuMs += cpuMs(bare.child.pid!) - bc;
+    bareRequests += b.requests.average * roundSeconds;
     const c = cpuMs(is.pid);
-    const st = await autocannon({ url: `${is.url}/_matrix/identity/v2`, connections: 10, duration: seconds });
+    const st = await autocannon({ url: `${is.url}/_matrix/identity/v2`, connections: 10, duration: roundSeconds });
     statusCpuMs += cpuMs(is.pid) - c;
-    statusRequests += st.requests.average * seconds;
+    statusRequests += st.requests.average * roundSeconds;
     bareRps.push(b.requests.average);
     statusRps.push(st.requests.average);
     ratios.push(st.requests.average / b.requests.average);
   }
   bare.child.kill("SIGKILL");
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const median = (xs: number[]) => {
+    const s = [...xs].sort((a, b) => a - b);
+    const m = Math.floor(s.length / 2);
+    return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+  };
   results.status_server_cpu_us_per_req = Math.round((statusCpuMs * 1000) / statusRequests);
+  results.bare_fastify_server_cpu_us_per_req = Math.round((bareCpuMs * 1000) / bareRequests);
   results.bare_fastify_rps = Math.round(median(bareRps));
   results.status_rps = Math.round(median(statusRps));
   results.status_vs_bare = Number(median(ratios).toFixed(2));

@@ -3,7 +3,7 @@
  * strict JSON bodies, CORS, body limits, 404/405 as M_UNRECOGNIZED, and routes declared
  * from `@beckon/protocol` endpoint descriptors.
  */
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import {
   CanonicalJsonError,
   JsonParseError,
@@ -63,14 +63,13 @@ function noSchemaCompiler(): never {
 }
 
 export function createHttpApp(options: HttpAppOptions = {}): MatrixApp {
+  const logger = options.logger;
   const app = Fastify({
-    ...(options.logger ? { loggerInstance: options.logger as unknown as FastifyBaseLogger } : { logger: false }),
+    // Fastify gets no logger: with one, every request pays for a child logger (and its
+    // validation) although requests are not logged. What matters is logged here: unhandled
+    // errors by the error handler below, the rest by the servers themselves.
+    logger: false,
     bodyLimit: options.bodyLimit ?? 1024 * 1024,
-    logController: new LogController({ disableRequestLogging: true }),
-    // No child logger per request (pino's child() with redaction costs an allocation-heavy
-    // setup on every request, and requests are not logged): handlers log through the app's
-    // logger and name the request id themselves.
-    childLoggerFactory: (logger) => logger,
     keepAliveTimeout: options.keepAliveTimeoutMs ?? 72_000,
     return503OnClosing: true,
     // Errors Fastify raises before routing (malformed percent-encoding, over-long path
@@ -113,17 +112,21 @@ export function createHttpApp(options: HttpAppOptions = {}): MatrixApp {
   app.addHook("preClose", async () => {
     closing = true;
   });
-  app.addHook("onSend", async (_req, reply, payload) => {
+  // Callback-style hooks on the per-request path: an async hook costs a promise and a
+  // microtask turn on every request.
+  app.addHook("onSend", (_req, reply, payload, done) => {
     if (closing) reply.header("connection", "close");
-    return payload;
+    done(null, payload);
   });
 
   if (options.cors !== false) {
-    app.addHook("onRequest", async (req, reply) => {
+    app.addHook("onRequest", (req, reply, done) => {
       reply.headers(CORS_HEADERS);
       if (req.method === "OPTIONS") {
-        await reply.code(204).send();
+        reply.code(204).send();
+        return;
       }
+      done();
     });
   }
 
@@ -140,7 +143,7 @@ export function createHttpApp(options: HttpAppOptions = {}): MatrixApp {
     if (typeof fe.statusCode === "number" && fe.statusCode >= 400 && fe.statusCode < 500) {
       return sendMatrixError(reply, new MatrixError("M_UNKNOWN", fe.message ?? "Bad request", fe.statusCode));
     }
-    req.log.error({ err: error, reqId: req.id, url: redactUrl(req.url) }, "unhandled error");
+    logger?.error({ err: error, reqId: req.id, url: redactUrl(req.url) }, "unhandled error");
     return sendMatrixError(reply, new MatrixError("M_UNKNOWN", "Internal server error", 500));
   });
 

@@ -40,6 +40,16 @@ test("two servers in one process keep separate registries", async () => {
   assert.ok(line(text, 'beckon_test_http_requests_total{route="unmatched",method="GET",status="404"} 1'));
   assert.ok(line(text, 'beckon_test_http_request_duration_seconds_count{route="test.ping",method="GET",status="200"} 3'));
   assert.ok(line(text, "beckon_test_process_cpu_user_seconds_total"), "default metrics collected when asked");
+  // Histogram buckets are cumulative and end with +Inf = count.
+  const buckets = text
+    .split("\n")
+    .filter((l) => l.startsWith('beckon_test_http_request_duration_seconds_bucket{route="test.ping",method="GET",status="200",le='))
+    .map((l) => Number(l.split(" ")[1]));
+  assert.equal(buckets.length, 14);
+  assert.ok(buckets.every((v, i) => i === 0 || v >= buckets[i - 1]!), "cumulative");
+  assert.equal(buckets[13], 3);
+  assert.ok(line(text, 'beckon_test_http_request_duration_seconds_bucket{route="test.ping",method="GET",status="200",le="+Inf"} 3'));
+  assert.match(line(text, 'beckon_test_http_request_duration_seconds_sum{route="test.ping",method="GET",status="200"}') ?? "", / \d/);
 
   const other = await b.metrics.registry.metrics();
   assert.ok(line(other, 'beckon_test_http_requests_total{route="test.ping",method="GET",status="200"} 1'));
