@@ -87,6 +87,17 @@ export interface BeckonServerProcess {
   kill(): Promise<void>;
 }
 
+/**
+ * Node flags from the environment for a benchmarked server, after its own (so they win):
+ * BENCH_SERVER_NODE_FLAGS (space-separated) for every server, e.g. to profile them —
+ * BENCH_SERVER_NODE_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/prof" — and
+ * BENCH_HOMESERVER_NODE_FLAGS / BENCH_IDENTITY_SERVER_NODE_FLAGS for one kind only.
+ */
+export function extraNodeFlags(kind: "homeserver" | "identity-server"): string[] {
+  const own = process.env[`BENCH_${kind.toUpperCase().replace("-", "_")}_NODE_FLAGS`] ?? "";
+  return `${process.env.BENCH_SERVER_NODE_FLAGS ?? ""} ${own}`.split(" ").filter(Boolean);
+}
+
 const BECKON_BIN = new URL("../../../packages/cli/dist/bin.js", import.meta.url).pathname;
 
 /**
@@ -99,12 +110,7 @@ export async function startBeckonServer(
   opts: { configFile: string; readyPath: string; nodeFlags?: readonly string[] },
 ): Promise<BeckonServerProcess> {
   writeFileSync(opts.configFile, JSON.stringify(config, null, 2));
-  // BENCH_SERVER_NODE_FLAGS (space-separated) adds node flags to every server, e.g. to profile
-  // them: BENCH_SERVER_NODE_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/prof"; BENCH_HOMESERVER_NODE_FLAGS
-  // and BENCH_IDENTITY_SERVER_NODE_FLAGS to one kind only (after the defaults, so they win).
-  const own = process.env[`BENCH_${kind.toUpperCase().replace("-", "_")}_NODE_FLAGS`] ?? "";
-  const extra = `${process.env.BENCH_SERVER_NODE_FLAGS ?? ""} ${own}`.split(" ").filter(Boolean);
-  const child = spawn(process.execPath, [...(opts.nodeFlags ?? []), ...extra, BECKON_BIN, kind, "--config", opts.configFile], { stdio: ["ignore", "inherit", "inherit"] });
+  const child = spawn(process.execPath, [...(opts.nodeFlags ?? []), ...extraNodeFlags(kind), BECKON_BIN, kind, "--config", opts.configFile], { stdio: ["ignore", "inherit", "inherit"] });
   let exited: number | null | undefined;
   child.on("exit", (code) => (exited = code));
   const gone = new Promise<void>((resolve) => child.once("exit", () => resolve()));
