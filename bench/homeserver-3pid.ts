@@ -64,7 +64,7 @@ async function main(): Promise<void> {
       rate_limits: { enabled: false },
       identity_servers: { map: { [idServer]: isBase, [`127.0.0.1:${p}`]: isBase } },
     },
-    { configFile: join(dir.path, "homeserver.yaml"), readyPath: "/_matrix/client/versions", nodeFlags: ["--max-semi-space-size=1"] },
+    { configFile: join(dir.path, "homeserver.yaml"), readyPath: "/_matrix/client/versions" },
   );
   const is = await startBeckonServer(
     "identity-server",
@@ -81,7 +81,7 @@ async function main(): Promise<void> {
       log_level: "silent",
       delivery: { base_backoff: "50ms", max_backoff: "1s", batch_size: 1000 },
     },
-    { configFile: join(dir.path, "identity-server.yaml"), readyPath: "/_matrix/identity/v2", nodeFlags: ["--max-semi-space-size=4"] },
+    { configFile: join(dir.path, "identity-server.yaml"), readyPath: "/_matrix/identity/v2" },
   );
 
   try {

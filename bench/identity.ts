@@ -24,6 +24,7 @@ import { createRequire } from "node:module";
 import Fastify from "fastify";
 import Database from "better-sqlite3";
 import { freePort, spawnUntilReady, startSmtpSink, tempDir } from "@beckon/test-support";
+import { serverProcessSettings } from "@beckon/server-kit/process-settings";
 import { benchArgs, cpuMs, json, rssMb, startBeckonServer, type BeckonServerProcess } from "./lib/index.js";
 
 const args = benchArgs();
@@ -46,8 +47,9 @@ const big = Number(args.get("big") ?? "1000000");
 const invitesN = Number(args.get("invites") ?? "2000");
 const concurrency = Number(args.get("concurrency") ?? "32");
 const asJson = args.get("json") === "true";
-// The flags `beckon up` starts the identity server with (packages/cli/src/child.ts).
-const nodeFlags = (args.get("node-flags") ?? "--max-semi-space-size=4").split(" ").filter(Boolean);
+// The flags `beckon up` starts the identity server with (server-kit process-settings.ts) unless given.
+const nodeFlagsArg = args.get("node-flags");
+const nodeFlags = nodeFlagsArg === undefined ? undefined : nodeFlagsArg.split(" ").filter(Boolean);
 if (!(seconds >= 1 && seconds <= 60)) throw new Error("--seconds must be in [1, 60]");
 if (!(big >= 10_000 && big <= 5_000_000)) throw new Error("--big must be in [10000, 5000000]");
 if (!(invitesN >= 10 && invitesN <= 100_000)) throw new Error("--invites must be in [10, 100000]");
@@ -78,7 +80,7 @@ async function startIdentityServer(dbPath: string, smtpUrl: string): Promise<Bec
       pepper: PEPPER,
       metrics: { enabled: true },
     },
-    { configFile: join(dir.path, "identity-server.yaml"), readyPath: "/_matrix/identity/v2", nodeFlags },
+    { configFile: join(dir.path, "identity-server.yaml"), readyPath: "/_matrix/identity/v2", ...(nodeFlags ? { nodeFlags } : {}) },
   );
   // The bench's access token, written straight into the database (the server reads it from there).
   const db = new Database(dbPath);
@@ -253,7 +255,7 @@ try {
 }
 
 results.machine = `${os.cpus().length} vCPU ${os.cpus()[0]?.model ?? "?"}, Node ${process.version}`;
-results.server_node_flags = nodeFlags.join(" ") || "(none)";
+results.server_node_flags = (nodeFlags ?? serverProcessSettings("identity-server").nodeFlags).join(" ") || "(none)";
 if (asJson) console.log(JSON.stringify(results, null, 2));
 else for (const [k, v] of Object.entries(results)) console.log(`${k.padEnd(40)} ${v}`);
 process.exit(0);

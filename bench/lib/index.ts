@@ -1,6 +1,7 @@
 /** Helpers shared by the benchmarks. */
 import { spawn, type ChildProcess } from "node:child_process";
 import http from "node:http";
+import { serverProcessSettings } from "@beckon/server-kit/process-settings";
 import { readFileSync, writeFileSync } from "node:fs";
 
 /** The p-th percentile of an ascending array (nearest rank). */
@@ -110,7 +111,12 @@ export async function startBeckonServer(
   opts: { configFile: string; readyPath: string; nodeFlags?: readonly string[] },
 ): Promise<BeckonServerProcess> {
   writeFileSync(opts.configFile, JSON.stringify(config, null, 2));
-  const child = spawn(process.execPath, [...(opts.nodeFlags ?? []), ...extraNodeFlags(kind), BECKON_BIN, kind, "--config", opts.configFile], { stdio: ["ignore", "inherit", "inherit"] });
+  // As `beckon up` starts it (node flags and malloc settings), unless `nodeFlags` replaces the flags.
+  const settings = serverProcessSettings(kind);
+  const child = spawn(process.execPath, [...(opts.nodeFlags ?? settings.nodeFlags), ...extraNodeFlags(kind), BECKON_BIN, kind, "--config", opts.configFile], {
+    stdio: ["ignore", "inherit", "inherit"],
+    env: { ...settings.env, ...process.env },
+  });
   let exited: number | null | undefined;
   child.on("exit", (code) => (exited = code));
   const gone = new Promise<void>((resolve) => child.once("exit", () => resolve()));

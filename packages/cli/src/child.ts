@@ -8,10 +8,12 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { closeSync, fstatSync, mkdirSync, openSync, readSync } from "node:fs";
 import { dirname } from "node:path";
+// The subpath alone: the supervisor must not load the servers' modules (Fastify, Kysely…).
+import { serverProcessSettings } from "@beckon/server-kit/process-settings";
 
 export interface ChildOptions {
   /** `homeserver` or `identity-server` (the bin's subcommand). */
-  command: string;
+  command: "homeserver" | "identity-server";
   /** For messages: "homeserver", "identity server". */
   title: string;
   binPath: string;
@@ -86,18 +88,15 @@ export function startChild(opts: ChildOptions): ServerChild {
   });
   let child: ChildProcess;
   try {
-    // Smaller young generations than V8's default 16 MB semi-spaces: the homeserver idles at
-    // ≈ 10 MB less RSS (issue 4's idle target) and its hot paths allocate little per request;
-    // the identity server stays ≈ 20 MB smaller at 1 M associations after a lookup burst
-    // (issue 3's RSS target), with 4 MB keeping its 1000-hash lookups and store-invites at
-    // full speed (bench/RESULTS.md, "identity server").
-    const nodeFlags = [opts.command === "homeserver" ? "--max-semi-space-size=1" : "--max-semi-space-size=4"];
-    child = spawn(process.execPath, [...nodeFlags, opts.binPath, opts.command, ...opts.args], {
+    // Young-generation size and malloc settings per server (server-kit process-settings.ts).
+    const env = opts.env ?? process.env;
+    const settings = serverProcessSettings(opts.command, env);
+    child = spawn(process.execPath, [...settings.nodeFlags, opts.binPath, opts.command, ...opts.args], {
       // Its own process group: a Ctrl-C reaches only `beckon up`, which stops the children in order.
       detached: true,
       // The IPC channel lets the child notice when `beckon up` itself dies (and stop too).
       stdio: ["ignore", out, out, "ipc"],
-      env: { ...(opts.env ?? process.env), BECKON_SUPERVISED: "1" },
+      env: { ...settings.env, ...env, BECKON_SUPERVISED: "1" },
     });
   } finally {
     closeSync(out);
