@@ -5,7 +5,11 @@
  */
 import { writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { distinctFreePorts } from "./ports.js";
+import { createTempDatabase, type TempDatabase } from "./postgres.js";
 import { httpAnswers, spawnLogged, type LoggedProcess } from "./process.js";
+import { startSmtpReceiver, type SmtpReceiver } from "./smtp.js";
+import { tempDir } from "./temp.js";
 import { waitFor } from "./wait.js";
 
 export type Engine = "sqlite" | "postgres";
@@ -56,6 +60,70 @@ export async function generateBeckonConfigs(o: BeckonStackArgs & { homeserver?: 
   const gen = spawnBeckon("configs", args, `${o.dir}/configs.out`);
   const r = await gen.exited;
   if (r.code !== 0) throw new Error(`beckon up --configs-only failed:\n${gen.output()}`);
+}
+
+export interface PreparedStack {
+  /** The data directory holding the generated configs (and the servers' logs). */
+  dir: string;
+  smtp: SmtpReceiver;
+  hsPort: number;
+  isPort: number;
+  hsUrl: string;
+  isUrl: string;
+  /** `localhost:<port>`: the servers' names. */
+  hsName: string;
+  isName: string;
+  /** Closes the SMTP receiver, drops the database and removes the directory (stop the servers first). */
+  dispose(): Promise<void>;
+}
+
+/**
+ * Everything a server pair needs before it starts: a temp directory, an SMTP receiver, a fresh
+ * PostgreSQL database for `engine: "postgres"` (unless `databaseUrl` names one), two ports, and
+ * the generated configs with `homeserver` / `identityServer` merged in.
+ */
+export async function prepareBeckonStack(o: {
+  prefix: string;
+  engine: Engine;
+  databaseUrl?: string | undefined;
+  homeserver?: Record<string, unknown>;
+  identityServer?: Record<string, unknown>;
+}): Promise<PreparedStack> {
+  const dir = tempDir(`${o.prefix}-`);
+  const smtp = await startSmtpReceiver();
+  let db: TempDatabase | undefined;
+  const dispose = async () => {
+    await smtp.close();
+    await db?.drop().catch(() => {});
+    dir.cleanup();
+  };
+  try {
+    if (o.engine === "postgres" && !o.databaseUrl) db = await createTempDatabase(o.prefix.replace(/\W/g, "_"));
+    const [hsPort, isPort] = (await distinctFreePorts(2)) as [number, number];
+    await generateBeckonConfigs({
+      dir: dir.path,
+      hsPort,
+      isPort,
+      smtpUrl: smtp.url,
+      databaseUrl: o.databaseUrl ?? db?.url,
+      ...(o.homeserver ? { homeserver: o.homeserver } : {}),
+      ...(o.identityServer ? { identityServer: o.identityServer } : {}),
+    });
+    return {
+      dir: dir.path,
+      smtp,
+      hsPort,
+      isPort,
+      hsUrl: `http://127.0.0.1:${hsPort}`,
+      isUrl: `http://127.0.0.1:${isPort}`,
+      hsName: `localhost:${hsPort}`,
+      isName: `localhost:${isPort}`,
+      dispose,
+    };
+  } catch (e) {
+    await dispose();
+    throw e;
+  }
 }
 
 /** `beckon <which> --config <dir>/<which>.yaml`, logging to `<dir>/<which>.out`. */

@@ -6,8 +6,7 @@
  * same two cores the servers being measured run on; this costs a fraction of that.
  */
 import { createServer, type Socket } from "node:net";
-import { freePort } from "./ports.js";
-import { waitForMails, type ReceivedMail, type SmtpReceiver } from "./smtp.js";
+import { listenReceiver, type ReceivedMail, type SmtpReceiver } from "./smtp.js";
 
 /** `<addr>` of `MAIL FROM:<addr> …` / `RCPT TO:<addr> …` (empty for the null sender). */
 function pathArg(line: string): string | undefined {
@@ -92,24 +91,16 @@ export async function startSmtpSink(options: { port?: number } = {}): Promise<Sm
       if (out !== "") socket.write(out);
     });
   });
-  const p = options.port ?? (await freePort());
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(p, "127.0.0.1", () => resolve());
-  });
-  return {
-    host: "127.0.0.1",
-    port: p,
-    url: `smtp://127.0.0.1:${p}`,
+  return listenReceiver(
+    server,
+    options.port,
     mails,
-    setRefusing(v) {
-      refusing = v;
-    },
-    waitForMails: (count, opts) => waitForMails(mails, waiters, count, opts),
-    close: () =>
+    waiters,
+    (v) => (refusing = v),
+    () =>
       new Promise<void>((resolve) => {
         for (const s of sockets) s.destroy();
         server.close(() => resolve());
       }),
-  };
+  );
 }

@@ -49,6 +49,34 @@ export async function parseReceivedMail(mail: ReceivedMail): Promise<ReceivedMai
   };
 }
 
+/**
+ * Listens on 127.0.0.1:`port` (a free port when undefined) and returns the receiver's API over
+ * its shared state (both receivers, smtp-server's and the benchmarks' sink, use it).
+ */
+export async function listenReceiver(
+  server: { listen(port: number, host: string, cb: () => void): unknown; once(event: "error", f: (e: Error) => void): unknown },
+  port: number | undefined,
+  mails: ReceivedMail[],
+  waiters: Set<() => void>,
+  setRefusing: (refusing: boolean) => void,
+  close: () => Promise<void>,
+): Promise<SmtpReceiver> {
+  const p = port ?? (await freePort());
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(p, "127.0.0.1", () => resolve());
+  });
+  return {
+    host: "127.0.0.1",
+    port: p,
+    url: `smtp://127.0.0.1:${p}`,
+    mails,
+    setRefusing,
+    waitForMails: (count, opts) => waitForMails(mails, waiters, count, opts),
+    close,
+  };
+}
+
 /** Waits until `mails` holds `count` matching mails; `waiters` are called on each new mail. */
 export async function waitForMails(
   mails: readonly ReceivedMail[],
@@ -117,21 +145,6 @@ export async function startSmtpReceiver(options: number | SmtpReceiverOptions = 
       });
     },
   });
-  const p = port ?? (await freePort());
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(p, "127.0.0.1", () => resolve());
-  });
   server.on("error", () => {});
-  return {
-    host: "127.0.0.1",
-    port: p,
-    url: `smtp://127.0.0.1:${p}`,
-    mails,
-    setRefusing(v) {
-      refusing = v;
-    },
-    waitForMails: (count, opts) => waitForMails(mails, waiters, count, opts),
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
+  return listenReceiver(server, port, mails, waiters, (v) => (refusing = v), () => new Promise<void>((resolve) => server.close(() => resolve())));
 }

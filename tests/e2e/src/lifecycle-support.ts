@@ -10,19 +10,14 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import {
-  createTempDatabase,
-  distinctFreePorts,
-  generateBeckonConfigs,
+  prepareBeckonStack,
   readinessUrl,
   spawnBeckonServer,
-  startSmtpReceiver,
   stopLogged,
-  tempDir,
   waitUntilServing,
   type Engine,
   type LoggedProcess,
   type SmtpReceiver,
-  type TempDatabase,
 } from "@beckon/test-support";
 import { createIdentityServer, loadIdentityServerConfig, type IdentityServer } from "@beckon/identity-server";
 import type { Clock } from "@beckon/server-kit";
@@ -56,42 +51,31 @@ export interface LifeStack {
 }
 
 export async function startLifeStack(opts: LifeStackOptions): Promise<LifeStack> {
-  const dir = tempDir("beckon-life-");
-  const smtp = await startSmtpReceiver();
-  let db: TempDatabase | undefined;
+  const stack = await prepareBeckonStack({
+    prefix: "beckon-life",
+    engine: opts.engine,
+    // A cheap password hash: these tests register many users on a 2-core machine.
+    homeserver: { passwords: { scrypt_n: 1024 }, ...opts.homeserver },
+    identityServer: opts.identityServer ?? {},
+  });
+  const { dir, hsUrl, isUrl } = stack;
   const children: LoggedProcess[] = [];
   let inProcess: IdentityServer | undefined;
   const cleanup = async () => {
     await Promise.all(children.map((c) => stopLogged(c)));
     await inProcess?.stop().catch(() => {});
-    await smtp.close();
-    await db?.drop().catch(() => {});
-    dir.cleanup();
+    await stack.dispose();
   };
   try {
-    if (opts.engine === "postgres") db = await createTempDatabase("beckon_life");
-    const [hsPort, isPort] = (await distinctFreePorts(2)) as [number, number];
-    await generateBeckonConfigs({
-      dir: dir.path,
-      hsPort,
-      isPort,
-      smtpUrl: smtp.url,
-      databaseUrl: db?.url,
-      // A cheap password hash: these tests register many users on a 2-core machine.
-      homeserver: { passwords: { scrypt_n: 1024 }, ...opts.homeserver },
-      identityServer: opts.identityServer ?? {},
-    });
-    const hsUrl = `http://127.0.0.1:${hsPort}`;
-    const isUrl = `http://127.0.0.1:${isPort}`;
-    const hs = spawnBeckonServer("homeserver", dir.path);
+    const hs = spawnBeckonServer("homeserver", dir);
     children.push(hs);
     let isChild: LoggedProcess | undefined;
     if (opts.inProcessIdentityClock) {
-      const config = loadIdentityServerConfig({ file: `${dir.path}/identity-server.yaml`, env: {}, overrides: { log_level: "warn" } });
+      const config = loadIdentityServerConfig({ file: `${dir}/identity-server.yaml`, env: {}, overrides: { log_level: "warn" } });
       inProcess = await createIdentityServer({ config, clock: opts.inProcessIdentityClock });
       await inProcess.start();
     } else {
-      isChild = spawnBeckonServer("identity-server", dir.path);
+      isChild = spawnBeckonServer("identity-server", dir);
       children.push(isChild);
     }
     await Promise.all([
@@ -101,9 +85,9 @@ export async function startLifeStack(opts: LifeStackOptions): Promise<LifeStack>
     return {
       hsUrl,
       isUrl,
-      hsName: `localhost:${hsPort}`,
-      isName: `localhost:${isPort}`,
-      smtp,
+      hsName: stack.hsName,
+      isName: stack.isName,
+      smtp: stack.smtp,
       ...(inProcess ? { is: inProcess } : {}),
       logs: () => children.map((c) => `=== ${c.name}\n${c.output().slice(-20_000)}`).join("\n"),
       close: cleanup,

@@ -6,14 +6,10 @@
  */
 import { readFileSync } from "node:fs";
 import {
-  createTempDatabase,
-  distinctFreePorts,
-  generateBeckonConfigs,
+  prepareBeckonStack,
   readinessUrl,
   spawnBeckonServer,
-  startSmtpReceiver,
   stopLogged,
-  tempDir,
   waitFor,
   waitUntilServing,
   type BeckonServer,
@@ -21,7 +17,6 @@ import {
   type LoggedProcess,
   type ReceivedMail,
   type SmtpReceiver,
-  type TempDatabase,
 } from "@beckon/test-support";
 import { IdentityClient, MatrixClient, ensureIdentityToken } from "@beckon/client";
 
@@ -57,32 +52,22 @@ export interface Pair {
 }
 
 export async function startPair(opts: PairOptions): Promise<Pair> {
-  const dir = tempDir("beckon-faults-");
-  const smtp = await startSmtpReceiver();
-  let db: TempDatabase | undefined;
+  const stack = await prepareBeckonStack({
+    prefix: "beckon-faults",
+    engine: opts.engine,
+    databaseUrl: opts.databaseUrl,
+    homeserver: { passwords: { scrypt_n: 1024 }, rate_limits: { enabled: false }, ...opts.homeserver },
+    identityServer: { rate_limits: { enabled: false }, ...opts.identityServer },
+  });
+  const { dir, hsUrl, isUrl } = stack;
   const children = new Map<Which, LoggedProcess>();
   const cleanup = async () => {
     await Promise.all([...children.values()].map((c) => stopLogged(c)));
-    await smtp.close();
-    await db?.drop().catch(() => {});
-    dir.cleanup();
+    await stack.dispose();
   };
   try {
-    if (opts.engine === "postgres" && !opts.databaseUrl) db = await createTempDatabase("beckon_faults");
-    const [hsPort, isPort] = (await distinctFreePorts(2)) as [number, number];
-    await generateBeckonConfigs({
-      dir: dir.path,
-      hsPort,
-      isPort,
-      smtpUrl: smtp.url,
-      databaseUrl: opts.databaseUrl ?? db?.url,
-      homeserver: { passwords: { scrypt_n: 1024 }, rate_limits: { enabled: false }, ...opts.homeserver },
-      identityServer: { rate_limits: { enabled: false }, ...opts.identityServer },
-    });
-    const hsUrl = `http://127.0.0.1:${hsPort}`;
-    const isUrl = `http://127.0.0.1:${isPort}`;
     const start = async (which: Which) => {
-      const c = spawnBeckonServer(which, dir.path);
+      const c = spawnBeckonServer(which, dir);
       children.set(which, c);
       await waitUntilServing(readinessUrl(which, which === "homeserver" ? hsUrl : isUrl), c, `the ${which}`, { intervalMs: 50 });
     };
@@ -91,10 +76,10 @@ export async function startPair(opts: PairOptions): Promise<Pair> {
       engine: opts.engine,
       hsUrl,
       isUrl,
-      hsName: `localhost:${hsPort}`,
-      isName: `localhost:${isPort}`,
-      smtp,
-      dataDir: dir.path,
+      hsName: stack.hsName,
+      isName: stack.isName,
+      smtp: stack.smtp,
+      dataDir: dir,
       async kill(which, signal = "SIGKILL") {
         const c = children.get(which);
         if (!c) return;
@@ -105,7 +90,7 @@ export async function startPair(opts: PairOptions): Promise<Pair> {
       start,
       log(which) {
         try {
-          return readFileSync(`${dir.path}/${which}.out`, "utf8");
+          return readFileSync(`${dir}/${which}.out`, "utf8");
         } catch {
           return "";
         }
