@@ -15,3 +15,4 @@ export * from "./migrate.js";
 export * from "./notifier.js";
 export * from "./outbound.js";
 export * from "./rate-limit.js";
+export * from "./batch.js";

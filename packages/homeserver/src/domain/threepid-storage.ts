@@ -13,7 +13,7 @@
  * - `openid_tokens`: OpenID tokens with their expiry.
  */
 import type { Kysely } from "kysely";
-import { inTransaction, type Migration } from "@beckon/server-kit";
+import { batched, inTransaction, type Migration } from "@beckon/server-kit";
 
 export interface PendingInviteRow {
   room_id: string;
@@ -114,33 +114,20 @@ export class ThreepidStore {
    * and one commit instead of one each); a key claimed twice in one batch goes to the first.
    */
   claimPendingInvite(key: Omit<PendingInviteRow, "token" | "created_ts">, now: number): Promise<boolean> {
-    return new Promise<boolean>((resolve, reject) => {
-      this.#claims.push({ row: { ...key, token: null, created_ts: now }, resolve, reject });
-      if (this.#claims.length === 1) setImmediate(() => void this.#flushClaims());
-    });
+    return this.#claim({ ...key, token: null, created_ts: now });
   }
 
-  readonly #claims: { row: PendingInviteRow; resolve(won: boolean): void; reject(e: unknown): void }[] = [];
-
-  async #flushClaims(): Promise<void> {
-    const batch = this.#claims.splice(0, this.#claims.length);
+  readonly #claim = batched(async (rows: PendingInviteRow[]) => {
     const k = (r: Pick<PendingInviteRow, "room_id" | "sender" | "medium" | "address">) => `${r.room_id}\u0000${r.sender}\u0000${r.medium}\u0000${r.address}`;
-    for (let i = 0; i < batch.length; i += 100) {
-      const part = batch.slice(i, i + 100);
-      try {
-        const rows = await this.db
-          .insertInto("threepid_pending_invites")
-          .values(part.map((c) => c.row))
-          .onConflict((oc) => oc.doNothing())
-          .returning(["room_id", "sender", "medium", "address"])
-          .execute();
-        const won = new Set(rows.map(k));
-        for (const c of part) c.resolve(won.delete(k(c.row)));
-      } catch (e) {
-        for (const c of part) c.reject(e);
-      }
-    }
-  }
+    const inserted = await this.db
+      .insertInto("threepid_pending_invites")
+      .values(rows)
+      .onConflict((oc) => oc.doNothing())
+      .returning(["room_id", "sender", "medium", "address"])
+      .execute();
+    const won = new Set(inserted.map(k));
+    return rows.map((r) => won.delete(k(r)));
+  });
 
   async getPendingInvite(key: Omit<PendingInviteRow, "token" | "created_ts">): Promise<PendingInviteRow | undefined> {
     return this.db

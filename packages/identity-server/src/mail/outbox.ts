@@ -15,7 +15,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { sql, type Kysely } from "kysely";
-import type { Clock, Engine, Migration, Notifier } from "@beckon/server-kit";
+import { batched, type Clock, type Engine, type Migration, type Notifier } from "@beckon/server-kit";
 import { MailTemplateError, type MailTemplateName } from "./context.js";
 import { renderMail, type RenderMailOptions } from "./render.js";
 import { isValidMailAddress } from "./text.js";
@@ -213,8 +213,6 @@ export class MailOutbox<DB = unknown> {
   #cancelTimer: (() => void) | undefined;
   #unsubscribe: (() => void) | undefined;
   #lastPurge = -Infinity;
-  readonly #sentQueue: { id: string; token: string; resolve: () => void; reject: (e: unknown) => void }[] = [];
-  #flushing: Promise<void> | undefined;
 
   constructor(opts: MailOutboxOptions<DB>) {
     this.#o = opts as MailOutboxOptions;
@@ -365,7 +363,7 @@ export class MailOutbox<DB = unknown> {
       await this.#failed(row, token, e);
       return;
     }
-    await this.#markSent(row.id, token);
+    await this.#markSent({ id: row.id, token });
     this.#counters.sent.inc(labels);
   }
 
@@ -374,49 +372,32 @@ export class MailOutbox<DB = unknown> {
    * together (one statement and one commit for several mails instead of one each); the
    * caller's promise settles when its row is marked.
    */
-  #markSent(id: string, token: string): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      this.#sentQueue.push({ id, token, resolve, reject });
-      if (!this.#flushing) {
-        this.#flushing = new Promise<void>((r) => setTimeout(r, SENT_BATCH_MS)).then(() => this.#flushSent());
+  readonly #markSent = batched(
+    async (sent: { id: string; token: string }[]) => {
+      const byToken = new Map<string, string[]>();
+      for (const s of sent) byToken.set(s.token, [...(byToken.get(s.token) ?? []), s.id]);
+      for (const [token, ids] of byToken) {
+        await this.#db
+          .updateTable("mail_outbox")
+          .set({
+            status: "sent",
+            sent_ts: this.#o.clock.now(),
+            // The invite's ephemeral private key lives only in the mail: forget it now.
+            body_text: "",
+            body_html: null,
+            headers: "{}",
+            claim_token: null,
+            claimed_until_ts: null,
+            last_error: null,
+          })
+          .where("id", "in", ids)
+          .where("claim_token", "=", token)
+          .execute();
       }
-    });
-  }
-
-  async #flushSent(): Promise<void> {
-    try {
-      while (this.#sentQueue.length > 0) {
-        const batch = this.#sentQueue.splice(0, 100);
-        const byToken = new Map<string, string[]>();
-        for (const b of batch) byToken.set(b.token, [...(byToken.get(b.token) ?? []), b.id]);
-        try {
-          for (const [token, ids] of byToken) {
-            await this.#db
-              .updateTable("mail_outbox")
-              .set({
-                status: "sent",
-                sent_ts: this.#o.clock.now(),
-                // The invite's ephemeral private key lives only in the mail: forget it now.
-                body_text: "",
-                body_html: null,
-                headers: "{}",
-                claim_token: null,
-                claimed_until_ts: null,
-                last_error: null,
-              })
-              .where("id", "in", ids)
-              .where("claim_token", "=", token)
-              .execute();
-          }
-          for (const b of batch) b.resolve();
-        } catch (e) {
-          for (const b of batch) b.reject(e);
-        }
-      }
-    } finally {
-      this.#flushing = undefined;
-    }
-  }
+      return sent.map(() => undefined);
+    },
+    { delayMs: SENT_BATCH_MS },
+  );
 
   async #failed(row: Row, token: string, e: unknown): Promise<void> {
     const err = toMailSendError(e);
