@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { createServer, type Socket } from "node:net";
 import { SMTPServer, type SMTPServerOptions } from "smtp-server";
 import { freePort } from "@beckon/test-support";
-import { createMailTransport, MailSendError, type MailLogger } from "./transport.js";
+import { createMailTransport, MailSendError, type MailLogger, type MailTransport } from "./transport.js";
 
 const quiet: MailLogger = { info() {}, warn() {}, error() {} };
 
@@ -75,6 +75,37 @@ async function startServer(extra: Partial<SMTPServerOptions> = {}): Promise<Serv
 
 const msg = (to: string, i = 0) => ({ to, subject: `Mail ${i}`, text: `.dot first\nbody ${i}\n` });
 
+/** Runs `fn` with a server and a transport to it, closing both afterwards. */
+async function withServer(maxConnections: number, extra: Partial<SMTPServerOptions>, fn: (server: Server, tr: MailTransport) => Promise<void>): Promise<void> {
+  const server = await startServer(extra);
+  const tr = createMailTransport({ smtpUrl: server.url, from: "noreply@example.org", logger: quiet, maxConnections });
+  try {
+    await fn(server, tr);
+  } finally {
+    tr.close?.();
+    await server.close();
+  }
+}
+
+/** A plain TCP server that writes `greeting` (if any) and then never answers. */
+async function startMuteServer(greeting?: string): Promise<{ url: string; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const server = createServer((s) => {
+    sockets.add(s);
+    s.on("error", () => {});
+    if (greeting !== undefined) s.write(greeting);
+  });
+  const port = await freePort();
+  await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", () => resolve()));
+  return {
+    url: `smtp://127.0.0.1:${port}`,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
 for (const method of ["PLAIN", "LOGIN"] as const) {
   test(`AUTH ${method}: right credentials send, wrong ones fail permanently`, async () => {
     const server = await startServer({
@@ -104,9 +135,7 @@ for (const method of ["PLAIN", "LOGIN"] as const) {
 
 for (const pipelining of [true, false]) {
   test(`${pipelining ? "with" : "without"} PIPELINING: 60 mails over at most 3 connections, each intact (dot-stuffing undone)`, async () => {
-    const server = await startServer(pipelining ? {} : { hidePIPELINING: true });
-    const tr = createMailTransport({ smtpUrl: server.url, from: "noreply@example.org", logger: quiet, maxConnections: 3 });
-    try {
+    await withServer(3, pipelining ? {} : { hidePIPELINING: true }, async (server, tr) => {
       await Promise.all(Array.from({ length: 60 }, (_, i) => tr.send(msg(`user${i}@example.org`, i))));
       assert.equal(server.mails.length, 60);
       assert.ok(server.maxConcurrent <= 3, `at most 3 connections (saw ${server.maxConcurrent})`);
@@ -116,17 +145,12 @@ for (const pipelining of [true, false]) {
         assert.equal(m.from, "noreply@example.org");
         assert.match(m.raw, new RegExp(`\\r\\n\\r\\n\\.dot first\\r\\nbody ${i}\\r\\n$`));
       }
-    } finally {
-      tr.close?.();
-      await server.close();
-    }
+    });
   });
 }
 
 test("a refused recipient fails alone (5xx permanent, 4xx not); the next mail goes through", async () => {
-  const server = await startServer();
-  const tr = createMailTransport({ smtpUrl: server.url, from: "noreply@example.org", logger: quiet, maxConnections: 1 });
-  try {
+  await withServer(1, {}, async (server, tr) => {
     await assert.rejects(tr.send(msg("reject5@example.org")), (e) => e instanceof MailSendError && e.permanent && e.responseCode === 550);
     await assert.rejects(tr.send(msg("reject4@example.org")), (e) => e instanceof MailSendError && !e.permanent && e.responseCode === 451);
     await tr.send(msg("ok@example.org"));
@@ -134,46 +158,26 @@ test("a refused recipient fails alone (5xx permanent, 4xx not); the next mail go
       server.mails.map((m) => m.to),
       [["ok@example.org"]],
     );
-  } finally {
-    tr.close?.();
-    await server.close();
-  }
+  });
 });
 
 test("a connection the server drops while idle is replaced", async () => {
-  const server = await startServer();
-  const tr = createMailTransport({ smtpUrl: server.url, from: "noreply@example.org", logger: quiet, maxConnections: 1 });
-  try {
+  await withServer(1, {}, async (server, tr) => {
     await tr.send(msg("a@example.org"));
     assert.equal(server.sockets.size, 1, "the idle connection is open");
     for (const s of server.sockets) s.destroy();
     await new Promise((r) => setTimeout(r, 50));
     await tr.send(msg("b@example.org"));
     assert.equal(server.mails.length, 2);
-  } finally {
-    tr.close?.();
-    await server.close();
-  }
+  });
 });
 
 test("a server that greets and then never answers times out (not permanent), and so does one that never greets", async () => {
-  const sockets = new Set<Socket>();
-  const mute = createServer((s) => {
-    sockets.add(s);
-    s.on("error", () => {});
-    s.write("220 mute ESMTP\r\n");
-  });
-  const mutePort = await freePort();
-  await new Promise<void>((resolve) => mute.listen(mutePort, "127.0.0.1", () => resolve()));
-  const silentPort = await freePort();
-  const silent = createServer((s) => {
-    sockets.add(s);
-    s.on("error", () => {});
-  });
-  await new Promise<void>((resolve) => silent.listen(silentPort, "127.0.0.1", () => resolve()));
+  const mute = await startMuteServer("220 mute ESMTP\r\n");
+  const silent = await startMuteServer();
   const timeoutsMs = { connection: 1000, greeting: 300, socket: 300 };
-  const a = createMailTransport({ smtpUrl: `smtp://127.0.0.1:${mutePort}`, from: "noreply@example.org", logger: quiet, timeoutsMs });
-  const b = createMailTransport({ smtpUrl: `smtp://127.0.0.1:${silentPort}`, from: "noreply@example.org", logger: quiet, timeoutsMs });
+  const a = createMailTransport({ smtpUrl: mute.url, from: "noreply@example.org", logger: quiet, timeoutsMs });
+  const b = createMailTransport({ smtpUrl: silent.url, from: "noreply@example.org", logger: quiet, timeoutsMs });
   try {
     const started = Date.now();
     await assert.rejects(a.send(msg("x@example.org")), (e) => e instanceof MailSendError && !e.permanent && e.code === "ETIMEDOUT");
@@ -182,8 +186,7 @@ test("a server that greets and then never answers times out (not permanent), and
   } finally {
     a.close?.();
     b.close?.();
-    for (const s of sockets) s.destroy();
-    await new Promise<void>((resolve) => mute.close(() => resolve()));
-    await new Promise<void>((resolve) => silent.close(() => resolve()));
+    await mute.close();
+    await silent.close();
   }
 });

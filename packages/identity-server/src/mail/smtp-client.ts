@@ -62,11 +62,15 @@ class Connection {
   #failed: Error | undefined;
   #idleTimer: NodeJS.Timeout | undefined;
   readonly #socketTimeoutMs: number;
-  readonly #onData = (chunk: Buffer) => this.#data(chunk);
-  readonly #onEnd = () => this.fail(new SmtpError("The SMTP server closed the connection", "ECONNECTION"));
-  readonly #onError = (e: Error) => this.fail(new SmtpError(e.message, (e as { code?: string }).code === "ETIMEDOUT" ? "ETIMEDOUT" : "ECONNECTION", undefined, e));
-  readonly #onTimeout = () => this.fail(new SmtpError("SMTP server did not answer in time", "ETIMEDOUT"));
   onGone: (() => void) | undefined;
+  /** The socket events this connection listens to, for attaching and (before STARTTLS) detaching. */
+  readonly #listeners: [string, (arg: unknown) => void][] = [
+    ["data", (chunk) => this.#data(chunk as Buffer)],
+    ["end", () => this.fail(new SmtpError("The SMTP server closed the connection", "ECONNECTION"))],
+    ["close", () => this.fail(new SmtpError("The SMTP server closed the connection", "ECONNECTION"))],
+    ["error", (e) => this.fail(new SmtpError((e as Error).message, (e as { code?: string }).code === "ETIMEDOUT" ? "ETIMEDOUT" : "ECONNECTION", undefined, e))],
+    ["timeout", () => this.fail(new SmtpError("SMTP server did not answer in time", "ETIMEDOUT"))],
+  ];
 
   constructor(socket: Socket | TLSSocket, secure: boolean, socketTimeoutMs: number) {
     this.socket = socket;
@@ -76,19 +80,11 @@ class Connection {
   }
 
   #attach(): void {
-    this.socket.on("data", this.#onData);
-    this.socket.on("end", this.#onEnd);
-    this.socket.on("close", this.#onEnd);
-    this.socket.on("error", this.#onError);
-    this.socket.on("timeout", this.#onTimeout);
+    for (const [event, f] of this.#listeners) this.socket.on(event, f);
   }
 
   #detach(): void {
-    this.socket.off("data", this.#onData);
-    this.socket.off("end", this.#onEnd);
-    this.socket.off("close", this.#onEnd);
-    this.socket.off("error", this.#onError);
-    this.socket.off("timeout", this.#onTimeout);
+    for (const [event, f] of this.#listeners) this.socket.off(event, f);
   }
 
   #data(chunk: Buffer): void {
@@ -270,12 +266,13 @@ export class SmtpClient {
     if (ok && conn.alive && !this.#closed && conn.sent < this.#o.maxMessages) {
       this.#idle.push(conn);
       conn.idle(true, this.#o.idleMs ?? 10_000);
+      this.#queue.shift()?.();
     } else if (conn.alive) {
-      // Errors leave the session in an unknown state: start over on a fresh connection.
+      // Errors leave the session in an unknown state: start over on a fresh connection. The
+      // closed connection's `onGone` frees its slot and wakes a waiter.
       if (ok) conn.quit();
       else conn.fail(new SmtpError("Connection dropped after an error", "ECONNECTION"));
     }
-    this.#queue.shift()?.();
   }
 
   async #connect(): Promise<Connection> {
