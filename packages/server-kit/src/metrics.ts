@@ -151,9 +151,11 @@ export function createMetrics(prefix: string, options: MetricsOptions = {}): Met
     },
     instrumentApp(app) {
       appInstrumented = true;
-      app.addHook("onResponse", async (req, reply) => {
+      // Callback style: an async hook costs a promise per request.
+      app.addHook("onResponse", (req, reply, done) => {
         const route = descriptorIdOf(req) ?? req.routeOptions.url ?? "unmatched";
         observeHttp(route, req.method, reply.statusCode, reply.elapsedTime / 1000);
+        done();
       });
     },
     counter,

@@ -56,18 +56,15 @@ export interface RoomOps {
   getMembership(roomId: string, userId: string): Promise<Membership | undefined>;
   /**
    * Throws a MatrixError (403 M_FORBIDDEN, 404 for an unknown room) unless `sender` may invite
-   * in `roomId` now (joined, power ≥ invite). Called before any identity-server traffic.
+   * in `roomId` now (joined, power ≥ invite); called before any identity-server traffic. The
+   * same read of the room's state gives the room details store-invite sends (as Synapse does).
    */
-  assertCanInvite(roomId: string, sender: string): Promise<void>;
-  /** {@link assertCanInvite} and {@link getInviteRoomDetails} with one read of the room's state. */
   checkInviteAndDetails(roomId: string, sender: string): Promise<InviteRoomDetails>;
   /**
    * Builds, authorises (spec auth rules), persists and announces an event. Throws MatrixError
    * 403 M_FORBIDDEN when the auth rules refuse it. Idempotency is the caller's concern.
    */
   sendEvent(ev: NewEvent): Promise<{ eventId: string }>;
-  /** Room details the identity server's store-invite wants (Synapse sends these). */
-  getInviteRoomDetails(roomId: string): Promise<InviteRoomDetails>;
 }
 
 export interface ProfileOps {
@@ -107,7 +104,7 @@ export interface InviteRoomContext {
  * What the 3PID module exports (implemented in `third-party-invites.ts`):
  * - `prepareThreepidInvite(req, ctx)`: lookup, else store-invite — no room changes. Throws
  *   MatrixError (400 M_MISSING_PARAM / M_SERVER_NOT_TRUSTED, 502/504 M_UNKNOWN when the IS fails).
- * - `inviteByThreepid(roomId, sender, req)`: assertCanInvite, de-duplicate a pending invite,
+ * - `inviteByThreepid(roomId, sender, req)`: checkInviteAndDetails, de-duplicate a pending invite,
  *   prepare, then send the resulting event (m.room.member invite or m.room.third_party_invite).
  */
 export interface ThreepidApi {

@@ -43,24 +43,6 @@ function inviteDetails(s: Map<string, EventRecord>): InviteRoomDetails {
 
 export function createRoomOps(rooms: Rooms): RoomOps {
   const store = rooms.deps.rooms;
-  /** Throws unless `sender` may invite now; returns the state read (with `extra` keys). */
-  async function checkInvite(roomId: string, sender: string, extra: readonly { type: string; stateKey: string }[]): Promise<Map<string, EventRecord>> {
-    const room = await rooms.requireRoom(roomId);
-    const state = await store.getStateEvents(roomId, [
-      { type: "m.room.create", stateKey: "" },
-      { type: "m.room.power_levels", stateKey: "" },
-      { type: "m.room.member", stateKey: sender },
-      ...extra,
-    ]);
-    if (state.get(stateKeyId("m.room.member", sender))?.pdu.content.membership !== "join") {
-      throw new MatrixError("M_FORBIDDEN", `${sender} is not in the room`, 403);
-    }
-    const map = new Map<string, PDU>();
-    for (const [k, e] of state) map.set(k, e.pdu);
-    const pl = powerLevelsFromState(map, asRoomVersion(room.roomVersion));
-    if (pl.userLevel(sender) < pl.invite) throw new MatrixError("M_FORBIDDEN", "You don't have permission to invite users", 403);
-    return state;
-  }
   return {
     async getRoomVersion(roomId) {
       return (await store.getRoom(roomId))?.roomVersion;
@@ -73,11 +55,19 @@ export function createRoomOps(rooms: Rooms): RoomOps {
     async getMembership(roomId, userId) {
       return (await store.getMembership(roomId, userId))?.membership as MembershipValue | undefined;
     },
-    async assertCanInvite(roomId, sender) {
-      await checkInvite(roomId, sender, []);
-    },
     async checkInviteAndDetails(roomId, sender) {
-      return inviteDetails(await checkInvite(roomId, sender, DETAIL_KEYS));
+      const room = await rooms.requireRoom(roomId);
+      // The power levels and the sender's membership decide; DETAIL_KEYS (the create event among
+      // them) give the details.
+      const state = await store.getStateEvents(roomId, [{ type: "m.room.power_levels", stateKey: "" }, { type: "m.room.member", stateKey: sender }, ...DETAIL_KEYS]);
+      if (state.get(stateKeyId("m.room.member", sender))?.pdu.content.membership !== "join") {
+        throw new MatrixError("M_FORBIDDEN", `${sender} is not in the room`, 403);
+      }
+      const map = new Map<string, PDU>();
+      for (const [k, e] of state) map.set(k, e.pdu);
+      const pl = powerLevelsFromState(map, asRoomVersion(room.roomVersion));
+      if (pl.userLevel(sender) < pl.invite) throw new MatrixError("M_FORBIDDEN", "You don't have permission to invite users", 403);
+      return inviteDetails(state);
     },
     async sendEvent(ev: NewEvent) {
       const r = await rooms.deps.events.send(ev.roomId, {
@@ -99,9 +89,6 @@ export function createRoomOps(rooms: Rooms): RoomOps {
         ...(ev.inTransaction ? { inTransaction: (tx: RoomWriteTx) => ev.inTransaction!(tx.db) } : {}),
       });
       return { eventId: r.eventId };
-    },
-    async getInviteRoomDetails(roomId) {
-      return inviteDetails(await store.getStateEvents(roomId, DETAIL_KEYS));
     },
   };
 }

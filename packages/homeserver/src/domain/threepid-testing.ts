@@ -67,13 +67,10 @@ export class FakeRooms implements RoomOps, ProfileOps, AccountOps {
     const m = (await this.getStateEvent(roomId, "m.room.member", userId))?.content.membership;
     return typeof m === "string" ? (m as Membership) : undefined;
   }
-  async assertCanInvite(roomId: string, sender: string): Promise<void> {
+  async checkInviteAndDetails(roomId: string, sender: string) {
     if (!this.rooms.has(roomId)) throw new MatrixError("M_NOT_FOUND", "Unknown room", 404);
     if ((await this.getMembership(roomId, sender)) !== "join") throw new MatrixError("M_FORBIDDEN", "You are not in the room", 403);
-  }
-  async checkInviteAndDetails(roomId: string, sender: string) {
-    await this.assertCanInvite(roomId, sender);
-    return this.getInviteRoomDetails(roomId);
+    return { room_name: "The Room", room_join_rules: "invite", room_alias: "#room:hs.test" };
   }
   async sendEvent(ev: NewEvent): Promise<{ eventId: string }> {
     if (this.sendDelayMs > 0) await new Promise((r) => setTimeout(r, this.sendDelayMs));
@@ -125,10 +122,6 @@ export class FakeRooms implements RoomOps, ProfileOps, AccountOps {
     if (!ev.inTransaction) return;
     if (this.db === undefined) throw new Error("FakeRooms.db is not set");
     await ev.inTransaction(this.db);
-  }
-  async getInviteRoomDetails(roomId: string) {
-    if (!this.rooms.has(roomId)) throw new MatrixError("M_NOT_FOUND", "Unknown room", 404);
-    return { room_name: "The Room", room_join_rules: "invite", room_alias: "#room:hs.test" };
   }
   async getProfile(userId: string) {
     return this.profiles.get(userId) ?? {};
