@@ -90,6 +90,7 @@ export async function createHomeserver(opts: CreateHomeserverOptions): Promise<H
     url: config.database_url,
     ...(config.database_schema ? { schema: config.database_schema } : {}),
     extraMigrations: threepidMigrations,
+    onSqliteCheckpointError: (message) => logger.error({ err: message }, "SQLite checkpoint thread failed; the server's connection checkpoints by itself from now on"),
   });
   try {
     // DECISIONS.md: the server name is fixed when the data is created.

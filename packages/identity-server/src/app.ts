@@ -131,7 +131,11 @@ export async function createIdentityServer(options: CreateIdentityServerOptions)
     logger.warn("outbound.allow_private is on: requests to loopback and private addresses are allowed (test/development only)");
   }
 
-  const database = await openDatabase<IsDatabase>({ url: config.database_url, ...(config.database_schema ? { schema: config.database_schema } : {}) });
+  const database = await openDatabase<IsDatabase>({
+    url: config.database_url,
+    ...(config.database_schema ? { schema: config.database_schema } : {}),
+    onSqliteCheckpointError: (message) => logger.error({ err: message }, "SQLite checkpoint thread failed; the server's connection checkpoints by itself from now on"),
+  });
   try {
     await runMigrations(database, [...storageMigrations, ...mailMigrations], IS_MIGRATIONS_TABLE);
   } catch (e) {

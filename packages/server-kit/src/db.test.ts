@@ -1,5 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { statSync } from "node:fs";
 import { sql } from "kysely";
 import { tempDir, createTempDatabase, postgresSkipReason } from "@beckon/test-support";
 import { openDatabase, isUniqueViolation } from "./db.js";
@@ -60,3 +61,76 @@ test("postgres schema: every pooled connection uses it, including the first", { 
     await tmp.drop();
   }
 });
+
+test("sqlite WAL checkpoints run in a thread while the server writes, which ends when it stops", async () => {
+  const dir = tempDir();
+  const url = `sqlite:${dir.path}/db.sqlite`;
+  try {
+    const h = await openDatabase<{ t: { k: string; n: number } }>({
+      url,
+      sqliteCheckpoints: { intervalMs: 20, idleExitMs: 300, startAfterWrites: 10 },
+    });
+    const cp = h.walCheckpointer;
+    assert.ok(cp, "a file database gets a checkpointer");
+    await runMigrations(h, migrations);
+    const fileSize = () => statSync(`${dir.path}/db.sqlite`).size;
+    const before = fileSize();
+    // Each row fills most of a page: 40 single-row commits are far below the connection's own
+    // fallback (10 000 pages), so only the thread can have copied them into the database file.
+    const pad = "x".repeat(3000);
+    for (let i = 0; i < 40; i++) await sql`INSERT INTO t (k, n) VALUES (${`${i}${pad}`}, ${i})`.execute(h.db);
+    await waitFor(() => cp.stats.checkpoints > 0 && fileSize() >= before + 40 * 3000);
+    assert.equal(cp.stats.starts, 1);
+    await waitFor(() => !cp.running);
+    // Writing again starts it again.
+    for (let i = 40; i < 60; i++) await h.db.insertInto("t").values({ k: `${i}${pad}`, n: i }).execute();
+    await waitFor(() => cp.stats.starts === 2);
+    await h.close();
+    const again = await openDatabase<{ t: { k: string; n: number } }>({ url });
+    try {
+      const n = await sql<{ n: number }>`SELECT COUNT(*) AS n FROM t`.execute(again.db);
+      assert.equal(Number(n.rows[0]?.n), 60);
+    } finally {
+      await again.close();
+    }
+  } finally {
+    dir.cleanup();
+  }
+});
+
+test("sqlite: reads and a transaction's inner statements do not count as writes; inline mode has no thread", async () => {
+  const dir = tempDir();
+  const url = `sqlite:${dir.path}/db.sqlite`;
+  try {
+    const setup = await openDatabase({ url, sqliteCheckpoints: "inline" });
+    assert.equal(setup.walCheckpointer, undefined);
+    await runMigrations(setup, migrations);
+    await setup.close();
+    const h = await openDatabase<{ t: { k: string; n: number } }>({ url, sqliteCheckpoints: { startAfterWrites: 2, idleExitMs: 60_000 } });
+    try {
+      const cp = h.walCheckpointer;
+      assert.ok(cp);
+      for (let i = 0; i < 20; i++) await h.db.selectFrom("t").selectAll().execute();
+      await h.db.transaction().execute(async (trx) => {
+        for (let i = 0; i < 5; i++) await trx.insertInto("t").values({ k: `r${i}`, n: i }).execute();
+      });
+      assert.equal(cp.stats.starts, 0, "twenty reads and one commit are not two writes");
+      await h.db.insertInto("t").values({ k: "x", n: 1 }).execute();
+      assert.equal(cp.stats.starts, 1);
+    } finally {
+      await h.close();
+    }
+    const memory = await openDatabase({ url: "sqlite::memory:" });
+    assert.equal(memory.walCheckpointer, undefined);
+    await memory.close();
+  } finally {
+    dir.cleanup();
+  }
+});
+
+async function waitFor(cond: () => boolean, timeoutMs = 10_000): Promise<void> {
+  for (const deadline = Date.now() + timeoutMs; !cond(); ) {
+    if (Date.now() > deadline) throw new Error("condition not met in time");
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

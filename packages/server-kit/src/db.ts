@@ -17,6 +17,7 @@ import {
 } from "kysely";
 import type BetterSqlite3 from "better-sqlite3";
 import type PgModule from "pg";
+import { WalCheckpointer } from "./wal-checkpointer.js";
 
 // The engines are loaded on first use, only the one a URL asks for: `pg` alone adds ~16 MB to
 // an idle process that runs on SQLite.
@@ -36,6 +37,8 @@ export interface DatabaseHandle<DB> {
   engine: Engine;
   /** For logs: the URL with any password removed. */
   describe: string;
+  /** SQLite file databases: the thread that checkpoints the WAL. */
+  walCheckpointer?: WalCheckpointer;
   close(): Promise<void>;
 }
 
@@ -49,6 +52,13 @@ export interface OpenDatabaseOptions {
   sqliteMaxPageCount?: number;
   /** SQLite: how long a write waits for another connection's write lock before failing (default 5000 ms). */
   sqliteBusyTimeoutMs?: number;
+  /**
+   * SQLite: WAL checkpoints in a worker thread while the server writes (default), or SQLite's
+   * own auto-checkpoint inside the commits ("inline"). See {@link WalCheckpointer}.
+   */
+  sqliteCheckpoints?: "thread" | "inline" | { intervalMs?: number; idleExitMs?: number; startAfterWrites?: number };
+  /** SQLite: where a failing checkpoint thread is reported (it then falls back to "inline"). */
+  onSqliteCheckpointError?: (message: string) => void;
 }
 
 let pgTypesSet = false;
@@ -119,8 +129,56 @@ export async function openDatabase<DB>(opts: OpenDatabaseOptions): Promise<Datab
   sqlite.pragma("synchronous = NORMAL");
   sqlite.pragma("foreign_keys = ON");
   if (opts.sqliteMaxPageCount !== undefined) sqlite.pragma(`max_page_count = ${Math.floor(opts.sqliteMaxPageCount)}`);
-  const db = new Kysely<DB>({ dialect: new BusyRetryingSqliteDialect(withStatementCache(sqlite), () => sqlite.inTransaction, opts.sqliteBusyTimeoutMs ?? 5000) });
-  return { db, engine: "sqlite", describe: `sqlite:${path}`, close: () => db.destroy() };
+  const mode = opts.sqliteCheckpoints ?? "thread";
+  const checkpointer =
+    mode !== "inline" && isWalFile(sqlite)
+      ? new WalCheckpointer({
+          path,
+          connection: sqlite,
+          ...(typeof mode === "object" ? mode : {}),
+          ...(opts.onSqliteCheckpointError ? { onError: opts.onSqliteCheckpointError } : {}),
+        })
+      : undefined;
+  const driverOptions: SqliteDriverOptions = {
+    inTransaction: () => sqlite.inTransaction,
+    busyTimeoutMs: opts.sqliteBusyTimeoutMs ?? 5000,
+    ...(checkpointer ? { afterWriteCommit: () => checkpointer.noteWrite() } : {}),
+  };
+  const db = new Kysely<DB>({ dialect: new BusyRetryingSqliteDialect(withStatementCache(sqlite), driverOptions) });
+  const handle: DatabaseHandle<DB> = {
+    db,
+    engine: "sqlite",
+    describe: `sqlite:${path}`,
+    async close() {
+      await checkpointer?.close();
+      await db.destroy();
+    },
+  };
+  if (checkpointer) handle.walCheckpointer = checkpointer;
+  return handle;
+}
+
+/** True for a file database in WAL mode (not `:memory:` or a temporary one). */
+function isWalFile(sqlite: BetterSqlite3.Database): boolean {
+  if (sqlite.memory) return false;
+  const mode: unknown = sqlite.pragma("journal_mode", { simple: true });
+  return typeof mode === "string" && mode.toLowerCase() === "wal";
+}
+
+/** Statements that change the database (Kysely's own node kinds, else the SQL's first word). */
+const WRITE_NODES = new Set(["InsertQueryNode", "UpdateQueryNode", "DeleteQueryNode", "MergeQueryNode"]);
+const WRITE_SQL = /^\s*(commit|end|insert|update|delete|replace|create|drop|alter)\b/i;
+function isWrite(q: CompiledQuery): boolean {
+  const kind = q.query.kind;
+  if (kind === "SelectQueryNode") return false;
+  return WRITE_NODES.has(kind) || WRITE_SQL.test(q.sql);
+}
+
+interface SqliteDriverOptions {
+  inTransaction: () => boolean;
+  busyTimeoutMs: number;
+  /** Called after a statement outside a transaction that may have written (a commit included). */
+  afterWriteCommit?: () => void;
 }
 
 function isSqliteBusy(e: unknown): boolean {
@@ -140,34 +198,41 @@ function isSqliteBusy(e: unknown): boolean {
  */
 class BusyRetryingSqliteDialect extends SqliteDialect {
   readonly #database: SqliteDatabase;
-  readonly #inTransaction: () => boolean;
-  readonly #busyTimeoutMs: number;
-  constructor(database: SqliteDatabase, inTransaction: () => boolean, busyTimeoutMs: number) {
+  readonly #opts: SqliteDriverOptions;
+  constructor(database: SqliteDatabase, opts: SqliteDriverOptions) {
     super({ database });
     this.#database = database;
-    this.#inTransaction = inTransaction;
-    this.#busyTimeoutMs = busyTimeoutMs;
+    this.#opts = opts;
   }
   override createDriver(): Driver {
-    return new BusyRetryingSqliteDriver(this.#database, this.#inTransaction, this.#busyTimeoutMs);
+    return new BusyRetryingSqliteDriver(this.#database, this.#opts);
   }
 }
 
 class BusyRetryingSqliteDriver extends SqliteDriver {
   readonly #inTransaction: () => boolean;
   readonly #busyTimeoutMs: number;
+  readonly #afterWriteCommit: (() => void) | undefined;
   #wrapped: DatabaseConnection | undefined;
-  constructor(database: SqliteDatabase, inTransaction: () => boolean, busyTimeoutMs: number) {
+  constructor(database: SqliteDatabase, opts: SqliteDriverOptions) {
     super({ database });
-    this.#inTransaction = inTransaction;
-    this.#busyTimeoutMs = busyTimeoutMs;
+    this.#inTransaction = opts.inTransaction;
+    this.#busyTimeoutMs = opts.busyTimeoutMs;
+    this.#afterWriteCommit = opts.afterWriteCommit;
   }
 
   override async acquireConnection(): Promise<DatabaseConnection> {
     const inner = await super.acquireConnection();
+    const after = this.#afterWriteCommit;
     // SqliteDriver has one connection: wrap it once.
     this.#wrapped ??= {
-      executeQuery: <R>(q: CompiledQuery) => this.#retrying(() => inner.executeQuery<R>(q)),
+      executeQuery: after
+        ? async <R>(q: CompiledQuery) => {
+            const r = await this.#retrying(() => inner.executeQuery<R>(q));
+            if (!this.#inTransaction() && isWrite(q)) after();
+            return r;
+          }
+        : <R>(q: CompiledQuery) => this.#retrying(() => inner.executeQuery<R>(q)),
       streamQuery: <R>(q: CompiledQuery, chunkSize?: number) => inner.streamQuery<R>(q, chunkSize),
     };
     return this.#wrapped;

@@ -6,6 +6,7 @@
 export * from "./clock.js";
 export * from "./config.js";
 export * from "./db.js";
+export { WalCheckpointer, type WalCheckpointerOptions } from "./wal-checkpointer.js";
 export * from "./discovery.js";
 export * from "./http.js";
 export * from "./lifecycle.js";

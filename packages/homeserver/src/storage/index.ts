@@ -20,8 +20,14 @@ export async function openHomeserverStorage(opts: {
   schema?: string;
   /** Appended after the core migrations (the 3PID module's tables). */
   extraMigrations?: readonly Migration[];
+  /** Where a failing SQLite checkpoint thread is reported. */
+  onSqliteCheckpointError?: (message: string) => void;
 }): Promise<HomeserverStorage> {
-  const handle = await openDatabase<HomeserverDB>({ url: opts.url, ...(opts.schema ? { schema: opts.schema } : {}) });
+  const handle = await openDatabase<HomeserverDB>({
+    url: opts.url,
+    ...(opts.schema ? { schema: opts.schema } : {}),
+    ...(opts.onSqliteCheckpointError ? { onSqliteCheckpointError: opts.onSqliteCheckpointError } : {}),
+  });
   try {
     await runMigrations(handle, [...storageMigrations, ...(opts.extraMigrations ?? [])], HS_MIGRATIONS_TABLE);
   } catch (e) {
