@@ -106,7 +106,7 @@ export async function storeInvite(ctx: DomainContext, principal: Principal, req:
   const dedupeLockKey = createHash("sha256").update(`${req.room_id}\u0000${req.sender}\u0000${req.medium}\u0000${address}`).digest().readInt32BE(0);
 
   // Prepared outside the transaction (it holds the SQLite writer): wasted only on a duplicate.
-  const keys = await generateEphemeralKeyPair(ctx.deterministicKeys ? ctx.randomBytes : undefined);
+  const keys = generateEphemeralKeyPair(ctx.deterministicKeys ? ctx.randomBytes : undefined);
   const token = randomString(ctx, 128, ALPHABET_LETTERS);
   // SQLite: concurrent store-invites share one commit (each in its own savepoint).
   const outcome = await (ctx.transactGrouped ?? ctx.transact)(async (s) => {

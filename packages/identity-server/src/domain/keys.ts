@@ -3,8 +3,8 @@
  * the ephemeral key pairs of invites. Signing uses `node:crypto` synchronously (hot path).
  */
 import { decodeBase64, encodeBase64, encodeBase64Url, signingBytes, addSignature } from "@beckon/protocol";
-import { generateKeyPair } from "node:crypto";
-import { nodeCryptoProvider } from "@beckon/protocol/node";
+import { randomBytes as nodeRandomBytes } from "node:crypto";
+import { ed25519KeyPairFromSeed, nodeCryptoProvider } from "@beckon/protocol/node";
 import type { SigningKeyStore } from "../storage/index.js";
 
 export const LONG_TERM_KEY_ID = "ed25519:0";
@@ -66,33 +66,15 @@ export interface EphemeralKeyPair {
 }
 
 /**
- * A fresh ephemeral key pair. node:crypto's own key generation with a JWK export is ~10× faster
- * here than importing a random seed as DER (store-invite's hot path); JWK `d`/`x` are already
- * unpadded URL-safe base64. `randomBytes` is used instead when injected (deterministic tests).
- *
- * Asynchronous on purpose, with the export inside the callback: `generateKeyPairSync` followed
- * by a JWK export deadlocks Node 20 now and then — the export holds the key's mutex while it
- * allocates, a garbage collection then destroys the finished (unreferenced) key-generation job,
- * whose destructor takes the same mutex, and the main thread waits forever (seen here under a
- * store-invite load, and in a plain loop within 20 000 keys). In the callback the job is still
- * referenced. The generation also runs on libuv's thread pool instead of the event loop.
+ * A fresh ephemeral key pair: 32 random bytes (`randomBytes` when injected, for deterministic
+ * tests) imported as a key to derive the public half. No key-generation job is involved: Node
+ * 20's `generateKeyPairSync` + JWK export could deadlock (RELIABILITY.md DEF-F4), and the
+ * asynchronous `generateKeyPair` used since cost ~100 µs of CPU per key against ~50 µs here.
  */
-export async function generateEphemeralKeyPair(randomBytes?: (n: number) => Uint8Array): Promise<EphemeralKeyPair> {
-  if (randomBytes) {
-    const seed = randomBytes(32);
-    return { privateKey: encodeBase64Url(seed), publicKey: encodeBase64Url(nodeCryptoProvider.ed25519PublicKeySync(seed)) };
-  }
-  return new Promise<EphemeralKeyPair>((resolve, reject) => {
-    generateKeyPair("ed25519", {}, (err, _publicKey, privateKey) => {
-      if (err) {
-        reject(err);
-        return;
-      }
-      const jwk = privateKey.export({ format: "jwk" });
-      if (typeof jwk.d !== "string" || typeof jwk.x !== "string") reject(new Error("ed25519 JWK export failed"));
-      else resolve({ privateKey: jwk.d, publicKey: jwk.x });
-    });
-  });
+export function generateEphemeralKeyPair(randomBytes?: (n: number) => Uint8Array): EphemeralKeyPair {
+  const seed = randomBytes ? randomBytes(32) : nodeRandomBytes(32);
+  const pair = ed25519KeyPairFromSeed(seed);
+  return { privateKey: pair.seed, publicKey: pair.publicKey };
 }
 
 /** Signs `obj` with an ephemeral seed (sign-ed25519), under the server name and key id `ed25519:0` as Sydent does. */
