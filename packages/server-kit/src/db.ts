@@ -4,6 +4,7 @@
  */
 import {
   Kysely,
+  PostgresAdapter,
   PostgresDialect,
   SqliteDialect,
   SqliteDriver,
@@ -295,6 +296,31 @@ function withStatementCache(sqlite: BetterSqlite3.Database): SqliteDatabase {
 }
 
 const RETRYABLE_PG = new Set(["40001", "40P01"]);
+
+/** PostgreSQL forms (`$1…$n`) of the texts {@link runSql} has run; bounded. */
+const pgTexts = new Map<string, string>();
+
+/**
+ * Runs a fixed SQL text written with `?` placeholders (none inside string literals), without
+ * the query builder: building and compiling a query costs more than SQLite takes to run a hot
+ * one (here ~14 µs through the builder against ~8 µs for a primary-key read, 5 µs of it
+ * SQLite's). On PostgreSQL the placeholders become `$1…$n`, converted once per text.
+ */
+export async function runSql<R>(db: Pick<Kysely<never>, "executeQuery" | "getExecutor">, text: string, params: readonly unknown[]): Promise<R[]> {
+  let q = text;
+  if (db.getExecutor().adapter instanceof PostgresAdapter) {
+    let pg = pgTexts.get(text);
+    if (pg === undefined) {
+      let i = 0;
+      pg = text.replace(/\?/g, () => `$${++i}`);
+      if (pgTexts.size >= 1000) pgTexts.clear();
+      pgTexts.set(text, pg);
+    }
+    q = pg;
+  }
+  const r = await db.executeQuery<R>(CompiledQuery.raw(q, [...params]));
+  return r.rows;
+}
 
 /** True for errors a retry of the whole transaction may cure (serialization failure, deadlock, SQLITE_BUSY). */
 export function isRetryableDbError(e: unknown): boolean {

@@ -13,7 +13,7 @@
  * - `openid_tokens`: OpenID tokens with their expiry.
  */
 import type { Kysely } from "kysely";
-import { batched, inTransaction, type Migration } from "@beckon/server-kit";
+import { batched, inTransaction, runSql, type Migration } from "@beckon/server-kit";
 
 export interface PendingInviteRow {
   room_id: string;
@@ -119,12 +119,14 @@ export class ThreepidStore {
 
   readonly #claim = batched(async (rows: PendingInviteRow[]) => {
     const k = (r: Pick<PendingInviteRow, "room_id" | "sender" | "medium" | "address">) => `${r.room_id}\u0000${r.sender}\u0000${r.medium}\u0000${r.address}`;
-    const inserted = await this.db
-      .insertInto("threepid_pending_invites")
-      .values(rows)
-      .onConflict((oc) => oc.doNothing())
-      .returning(["room_id", "sender", "medium", "address"])
-      .execute();
+    const params: unknown[] = [];
+    for (const r of rows) params.push(r.room_id, r.sender, r.medium, r.address, r.token, r.created_ts);
+    const inserted = await runSql<Pick<PendingInviteRow, "room_id" | "sender" | "medium" | "address">>(
+      this.db,
+      `INSERT INTO threepid_pending_invites (room_id, sender, medium, address, token, created_ts) VALUES ${rows.map(() => "(?, ?, ?, ?, ?, ?)").join(", ")} ` +
+        "ON CONFLICT DO NOTHING RETURNING room_id, sender, medium, address",
+      params,
+    );
     const won = new Set(inserted.map(k));
     return rows.map((r) => won.delete(k(r)));
   });
@@ -141,14 +143,13 @@ export class ThreepidStore {
   }
 
   async setPendingToken(key: Omit<PendingInviteRow, "token" | "created_ts">, token: string): Promise<void> {
-    await this.db
-      .updateTable("threepid_pending_invites")
-      .set({ token })
-      .where("room_id", "=", key.room_id)
-      .where("sender", "=", key.sender)
-      .where("medium", "=", key.medium)
-      .where("address", "=", key.address)
-      .execute();
+    await runSql(this.db, "UPDATE threepid_pending_invites SET token = ? WHERE room_id = ? AND sender = ? AND medium = ? AND address = ?", [
+      token,
+      key.room_id,
+      key.sender,
+      key.medium,
+      key.address,
+    ]);
   }
 
   /**

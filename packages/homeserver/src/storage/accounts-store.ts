@@ -3,8 +3,7 @@
  * server settings and the server signing key — one Kysely implementation for both engines.
  */
 import type { Kysely } from "kysely";
-import { inTransaction, type Engine } from "@beckon/server-kit";
-import { raw } from "./rooms-store.js";
+import { inTransaction, runSql } from "@beckon/server-kit";
 import type { HomeserverDB } from "./schema.js";
 
 export interface UserRecord {
@@ -74,7 +73,7 @@ function parseKeySetting(v: string): { keyId: string; seed: string } {
   return { keyId, seed };
 }
 
-export function createAccountStore(db: Kysely<HomeserverDB>, engine: Engine): AccountStore {
+export function createAccountStore(db: Kysely<HomeserverDB>): AccountStore {
   const store: AccountStore = {
     async createUser(u) {
       await db
@@ -92,10 +91,7 @@ export function createAccountStore(db: Kysely<HomeserverDB>, engine: Engine): Ac
         .execute();
     },
     async getUser(userId) {
-      const [r] = await raw<HomeserverDB["hs_users"]>(
-        db,
-        engine,
-        "SELECT user_id, localpart, password_hash, displayname, avatar_url, is_admin, deactivated, created_ts FROM hs_users WHERE user_id = ?",
+      const [r] = await runSql<HomeserverDB["hs_users"]>(db, "SELECT user_id, localpart, password_hash, displayname, avatar_url, is_admin, deactivated, created_ts FROM hs_users WHERE user_id = ?",
         [userId],
       );
       if (!r) return undefined;
@@ -139,10 +135,7 @@ export function createAccountStore(db: Kysely<HomeserverDB>, engine: Engine): Ac
       });
     },
     async getTokenOwner(tokenHash) {
-      const [r] = await raw<{ user_id: string; device_id: string; deactivated: number }>(
-        db,
-        engine,
-        "SELECT t.user_id, t.device_id, u.deactivated FROM hs_access_tokens t JOIN hs_users u ON u.user_id = t.user_id WHERE t.token_hash = ?",
+      const [r] = await runSql<{ user_id: string; device_id: string; deactivated: number }>(db, "SELECT t.user_id, t.device_id, u.deactivated FROM hs_access_tokens t JOIN hs_users u ON u.user_id = t.user_id WHERE t.token_hash = ?",
         [tokenHash],
       );
       return r ? { userId: r.user_id, deviceId: r.device_id, deactivated: r.deactivated === 1 } : undefined;
@@ -185,12 +178,9 @@ export function createAccountStore(db: Kysely<HomeserverDB>, engine: Engine): Ac
     },
     async setAccountData(userId, roomId, type, content) {
       return inTransaction(db, async (trx) => {
-        const [row] = await raw<{ pos: number | string }>(trx, engine, "UPDATE hs_stream SET pos = pos + 1 WHERE id = 1 RETURNING pos", []);
+        const [row] = await runSql<{ pos: number | string }>(trx, "UPDATE hs_stream SET pos = pos + 1 WHERE id = 1 RETURNING pos", []);
         const pos = Number(row!.pos);
-        await raw(
-          trx,
-          engine,
-          "INSERT INTO hs_account_data (user_id, room_id, type, content, stream_ordering) VALUES (?, ?, ?, ?, ?) " +
+        await runSql(trx, "INSERT INTO hs_account_data (user_id, room_id, type, content, stream_ordering) VALUES (?, ?, ?, ?, ?) " +
             "ON CONFLICT (user_id, room_id, type) DO UPDATE SET content = excluded.content, stream_ordering = excluded.stream_ordering",
           [userId, roomId, type, JSON.stringify(content), pos],
         );

@@ -36,7 +36,7 @@ export async function openHomeserverStorage(opts: {
   }
   return {
     handle,
-    accounts: createAccountStore(handle.db, handle.engine),
+    accounts: createAccountStore(handle.db),
     rooms: createRoomStore(handle.db, handle.engine),
     close: () => handle.close(),
   };

@@ -7,8 +7,8 @@
  * forward extremity even with several processes. Stream positions come from one counter row
  * updated inside the same transaction, so they are handed out in commit order.
  */
-import { CompiledQuery, type Kysely, type Transaction } from "kysely";
-import { inTransaction, type Engine } from "@beckon/server-kit";
+import type { Kysely, Transaction } from "kysely";
+import { inTransaction, runSql, type Engine } from "@beckon/server-kit";
 import { stateKeyId, type PDU } from "@beckon/protocol";
 import type { HomeserverDB } from "./schema.js";
 
@@ -170,19 +170,6 @@ function chunks<T>(xs: readonly T[], n = CHUNK): T[][] {
 
 type Db = Kysely<HomeserverDB> | Transaction<HomeserverDB>;
 
-/**
- * Hot paths run precompiled SQL (written with `?`, numbered for PostgreSQL): building and
- * compiling a query with the query builder costs more than SQLite takes to run it.
- */
-export function raw<R>(db: Db, engine: Engine, text: string, params: readonly unknown[]): Promise<R[]> {
-  let q = text;
-  if (engine === "postgres") {
-    let i = 0;
-    q = text.replace(/\?/g, () => `$${++i}`);
-  }
-  return db.executeQuery<R>(CompiledQuery.raw(q, [...params])).then((r) => r.rows);
-}
-
 const EVENT_COLS = "e.event_id, e.stream_ordering, e.room_id, e.type, e.state_key, e.sender, e.origin_server_ts, e.json, e.unsigned_json, e.txn_device_id, e.txn_id";
 
 async function selectState(db: Db, engine: Engine, roomId: string, keys: readonly StateKey[]): Promise<Map<string, EventRecord>> {
@@ -195,10 +182,7 @@ async function selectState(db: Db, engine: Engine, roomId: string, keys: readonl
     const params: unknown[] = [];
     for (const k of part) params.push(k.type, k.stateKey);
     params.push(roomId);
-    const rows = await raw<EventRow>(
-      db,
-      engine,
-      `WITH k(t, s) AS (VALUES ${part.map(() => "(?, ?)").join(", ")}) ` +
+    const rows = await runSql<EventRow>(db, `WITH k(t, s) AS (VALUES ${part.map(() => "(?, ?)").join(", ")}) ` +
         `SELECT ${EVENT_COLS} FROM k JOIN hs_current_state cs ON cs.room_id = ? AND cs.type = k.t AND cs.state_key = k.s JOIN hs_events e ON e.event_id = cs.event_id`,
       params,
     );
@@ -222,10 +206,7 @@ async function project(trx: Db, engine: Engine, roomId: string, events: readonly
   for (const part of chunks([...state.values()])) {
     const params: unknown[] = [];
     for (const x of part) params.push(roomId, x.type, x.stateKey, x.eventId);
-    await raw(
-      trx,
-      engine,
-      `INSERT INTO hs_current_state (room_id, type, state_key, event_id) VALUES ${part.map(() => "(?, ?, ?, ?)").join(", ")} ` +
+    await runSql(trx, `INSERT INTO hs_current_state (room_id, type, state_key, event_id) VALUES ${part.map(() => "(?, ?, ?, ?)").join(", ")} ` +
         "ON CONFLICT (room_id, type, state_key) DO UPDATE SET event_id = excluded.event_id",
       params,
     );
@@ -234,10 +215,7 @@ async function project(trx: Db, engine: Engine, roomId: string, events: readonly
     const params: unknown[] = [];
     for (const m of part) params.push(roomId, m.userId, m.membership, m.eventId, m.so);
     // A new join or invite brings a forgotten room back; a leave keeps the flag.
-    await raw(
-      trx,
-      engine,
-      `INSERT INTO hs_memberships (room_id, user_id, membership, event_id, stream_ordering, forgotten) VALUES ${part.map(() => "(?, ?, ?, ?, ?, 0)").join(", ")} ` +
+    await runSql(trx, `INSERT INTO hs_memberships (room_id, user_id, membership, event_id, stream_ordering, forgotten) VALUES ${part.map(() => "(?, ?, ?, ?, ?, 0)").join(", ")} ` +
         "ON CONFLICT (room_id, user_id) DO UPDATE SET membership = excluded.membership, event_id = excluded.event_id, " +
         "stream_ordering = excluded.stream_ordering, forgotten = CASE WHEN excluded.membership IN ('join', 'invite') THEN 0 ELSE hs_memberships.forgotten END",
       params,
@@ -263,10 +241,7 @@ export function createRoomStore(db: Kysely<HomeserverDB>, engine: Engine): RoomS
   type Staged = { base: CachedState | undefined; startLatest: string; local: Map<string, EventRecord | null>; latestAfter: string } | undefined;
   /** Locks and reads one room inside `trx`; `stage()` after the work gives what the cache learns on commit. */
   async function openRoomTx(trx: Transaction<HomeserverDB>, roomId: string): Promise<{ tx: RoomWriteTx; stage(): Staged }> {
-      const rows = await raw<HomeserverDB["hs_rooms"]>(
-        trx,
-        engine,
-        `SELECT room_id, room_version, creator, created_ts, latest_event_id, latest_depth, latest_stream FROM hs_rooms WHERE room_id = ?${engine === "postgres" ? " FOR UPDATE" : ""}`,
+      const rows = await runSql<HomeserverDB["hs_rooms"]>(trx, `SELECT room_id, room_version, creator, created_ts, latest_event_id, latest_depth, latest_stream FROM hs_rooms WHERE room_id = ?${engine === "postgres" ? " FOR UPDATE" : ""}`,
         [roomId],
       );
       let room = rows[0] ? toRoomRecord(rows[0]) : undefined;
@@ -304,7 +279,7 @@ export function createRoomStore(db: Kysely<HomeserverDB>, engine: Engine): RoomS
           return out;
         },
         async getTxn(userId, deviceId, txnId) {
-          const r = await raw<{ event_id: string }>(trx, engine, "SELECT event_id FROM hs_txns WHERE user_id = ? AND device_id = ? AND txn_id = ?", [userId, deviceId, txnId]);
+          const r = await runSql<{ event_id: string }>(trx, "SELECT event_id FROM hs_txns WHERE user_id = ? AND device_id = ? AND txn_id = ?", [userId, deviceId, txnId]);
           return r[0]?.event_id;
         },
         async getAliasRoom(alias) {
@@ -333,7 +308,7 @@ export function createRoomStore(db: Kysely<HomeserverDB>, engine: Engine): RoomS
         async append(events) {
           if (events.length === 0) return [];
           if (!room) throw new Error(`append to unknown room ${roomId}`);
-          const upd = await raw<{ pos: number | string }>(trx, engine, "UPDATE hs_stream SET pos = pos + ? WHERE id = 1 RETURNING pos", [events.length]);
+          const upd = await runSql<{ pos: number | string }>(trx, "UPDATE hs_stream SET pos = pos + ? WHERE id = 1 RETURNING pos", [events.length]);
           const first = Number(upd[0]!.pos) - events.length + 1;
           const records: EventRecord[] = events.map((e, i) => ({
             eventId: e.eventId,
@@ -365,10 +340,7 @@ export function createRoomStore(db: Kysely<HomeserverDB>, engine: Engine): RoomS
                 r.txnId ?? null,
               );
             }
-            await raw(
-              trx,
-              engine,
-              "INSERT INTO hs_events (event_id, stream_ordering, room_id, type, state_key, sender, origin_server_ts, json, unsigned_json, txn_device_id, txn_id) VALUES " +
+            await runSql(trx, "INSERT INTO hs_events (event_id, stream_ordering, room_id, type, state_key, sender, origin_server_ts, json, unsigned_json, txn_device_id, txn_id) VALUES " +
                 part.map(() => "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)").join(", "),
               params,
             );
@@ -376,7 +348,7 @@ export function createRoomStore(db: Kysely<HomeserverDB>, engine: Engine): RoomS
           await project(trx, engine, roomId, records);
           for (const e of events) {
             if (!e.txn) continue;
-            await raw(trx, engine, "INSERT INTO hs_txns (user_id, device_id, txn_id, event_id, created_ts) VALUES (?, ?, ?, ?, ?)", [
+            await runSql(trx, "INSERT INTO hs_txns (user_id, device_id, txn_id, event_id, created_ts) VALUES (?, ?, ?, ?, ?)", [
               e.txn.userId,
               e.txn.deviceId,
               e.txn.txnId,
@@ -385,7 +357,7 @@ export function createRoomStore(db: Kysely<HomeserverDB>, engine: Engine): RoomS
             ]);
           }
           const last = records[records.length - 1]!;
-          await raw(trx, engine, "UPDATE hs_rooms SET latest_event_id = ?, latest_depth = ?, latest_stream = ? WHERE room_id = ?", [
+          await runSql(trx, "UPDATE hs_rooms SET latest_event_id = ?, latest_depth = ?, latest_stream = ? WHERE room_id = ?", [
             last.eventId,
             last.pdu.depth,
             last.streamOrdering,
@@ -447,10 +419,7 @@ export function createRoomStore(db: Kysely<HomeserverDB>, engine: Engine): RoomS
       return result;
     },
     async getRoom(roomId) {
-      const [r] = await raw<HomeserverDB["hs_rooms"]>(
-        db,
-        engine,
-        "SELECT room_id, room_version, creator, created_ts, latest_event_id, latest_depth, latest_stream FROM hs_rooms WHERE room_id = ?",
+      const [r] = await runSql<HomeserverDB["hs_rooms"]>(db, "SELECT room_id, room_version, creator, created_ts, latest_event_id, latest_depth, latest_stream FROM hs_rooms WHERE room_id = ?",
         [roomId],
       );
       return r ? toRoomRecord(r) : undefined;
@@ -462,7 +431,7 @@ export function createRoomStore(db: Kysely<HomeserverDB>, engine: Engine): RoomS
     async getEvents(eventIds) {
       const out: EventRecord[] = [];
       for (const part of chunks(eventIds, 500)) {
-        const rows = await raw<EventRow>(db, engine, `SELECT ${EVENT_COLS} FROM hs_events e WHERE e.event_id IN (${part.map(() => "?").join(", ")})`, part);
+        const rows = await runSql<EventRow>(db, `SELECT ${EVENT_COLS} FROM hs_events e WHERE e.event_id IN (${part.map(() => "?").join(", ")})`, part);
         for (const r of rows) out.push(toEventRecord(r));
       }
       return out;
@@ -471,10 +440,7 @@ export function createRoomStore(db: Kysely<HomeserverDB>, engine: Engine): RoomS
       const out: EventRecord[] = [];
       if (types.length > 0) {
         for (const part of chunks(roomIds, 200)) {
-          const rows = await raw<EventRow>(
-            db,
-            engine,
-            `SELECT ${EVENT_COLS} FROM hs_current_state cs JOIN hs_events e ON e.event_id = cs.event_id ` +
+          const rows = await runSql<EventRow>(db, `SELECT ${EVENT_COLS} FROM hs_current_state cs JOIN hs_events e ON e.event_id = cs.event_id ` +
               `WHERE cs.room_id IN (${part.map(() => "?").join(", ")}) AND cs.type IN (${types.map(() => "?").join(", ")}) AND cs.state_key = ''`,
             [...part, ...types],
           );
@@ -482,10 +448,7 @@ export function createRoomStore(db: Kysely<HomeserverDB>, engine: Engine): RoomS
         }
       }
       for (const part of chunks(members, 200)) {
-        const rows = await raw<EventRow>(
-          db,
-          engine,
-          `WITH k(r, u) AS (VALUES ${part.map(() => "(?, ?)").join(", ")}) ` +
+        const rows = await runSql<EventRow>(db, `WITH k(r, u) AS (VALUES ${part.map(() => "(?, ?)").join(", ")}) ` +
             `SELECT ${EVENT_COLS} FROM k JOIN hs_current_state cs ON cs.room_id = k.r AND cs.type = 'm.room.member' AND cs.state_key = k.u ` +
             `JOIN hs_events e ON e.event_id = cs.event_id`,
           part.flatMap((m) => [m.roomId, m.userId]),
@@ -506,10 +469,7 @@ export function createRoomStore(db: Kysely<HomeserverDB>, engine: Engine): RoomS
     },
     getStateEvents: (roomId, keys) => selectState(db, engine, roomId, keys),
     async getMembership(roomId, userId) {
-      const [r] = await raw<HomeserverDB["hs_memberships"]>(
-        db,
-        engine,
-        "SELECT room_id, user_id, membership, event_id, stream_ordering, forgotten FROM hs_memberships WHERE room_id = ? AND user_id = ?",
+      const [r] = await runSql<HomeserverDB["hs_memberships"]>(db, "SELECT room_id, user_id, membership, event_id, stream_ordering, forgotten FROM hs_memberships WHERE room_id = ? AND user_id = ?",
         [roomId, userId],
       );
       return r ? toMembership(r) : undefined;
@@ -524,10 +484,7 @@ export function createRoomStore(db: Kysely<HomeserverDB>, engine: Engine): RoomS
     },
     async getStreamRange(from, to) {
       if (to <= from) return [];
-      const rows = await raw<EventRow>(
-        db,
-        engine,
-        `SELECT ${EVENT_COLS} FROM hs_events e WHERE e.stream_ordering > ? AND e.stream_ordering <= ? ORDER BY e.stream_ordering`,
+      const rows = await runSql<EventRow>(db, `SELECT ${EVENT_COLS} FROM hs_events e WHERE e.stream_ordering > ? AND e.stream_ordering <= ? ORDER BY e.stream_ordering`,
         [from, to],
       );
       return rows.map(toEventRecord);

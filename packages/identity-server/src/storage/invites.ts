@@ -1,5 +1,6 @@
 /** Pending 3PID invites (store-invite) and their ephemeral public keys. */
 import type { Kysely } from "kysely";
+import { runSql } from "@beckon/server-kit";
 import type { IsDatabase } from "./schema.js";
 
 export interface StoredInvite {
@@ -58,22 +59,13 @@ function fromRow(r: Row): StoredInvite {
 export class KyselyInviteStore implements InviteStore {
   constructor(private readonly db: Kysely<IsDatabase>) {}
 
+  // store-invite's statements are fixed SQL (runSql): the query builder cost more than SQLite.
   async insert(i: StoredInvite): Promise<void> {
-    await this.db
-      .insertInto("is_invites")
-      .values({
-        token: i.token,
-        medium: i.medium,
-        address: i.address,
-        room_id: i.roomId,
-        sender: i.sender,
-        ephemeral_public_key: i.ephemeralPublicKey,
-        created_ts: i.createdTs,
-        expires_ts: i.expiresTs,
-        delivered_ts: i.deliveredTs,
-        details: JSON.stringify(i.details),
-      })
-      .execute();
+    await runSql(
+      this.db,
+      "INSERT INTO is_invites (token, medium, address, room_id, sender, ephemeral_public_key, created_ts, expires_ts, delivered_ts, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+      [i.token, i.medium, i.address, i.roomId, i.sender, i.ephemeralPublicKey, i.createdTs, i.expiresTs, i.deliveredTs, JSON.stringify(i.details)],
+    );
   }
 
   async get(token: string): Promise<StoredInvite | undefined> {
@@ -82,19 +74,13 @@ export class KyselyInviteStore implements InviteStore {
   }
 
   async findDuplicate(roomId: string, sender: string, medium: string, address: string, since: number, now: number): Promise<StoredInvite | undefined> {
-    const r = await this.db
-      .selectFrom("is_invites")
-      .selectAll()
-      .where("room_id", "=", roomId)
-      .where("sender", "=", sender)
-      .where("medium", "=", medium)
-      .where("address", "=", address)
-      .where("created_ts", ">=", since)
-      .where("expires_ts", ">", now)
-      .orderBy("created_ts", "desc")
-      .limit(1)
-      .executeTakeFirst();
-    return r ? fromRow(r) : undefined;
+    const rows = await runSql<Row>(
+      this.db,
+      "SELECT token, medium, address, room_id, sender, ephemeral_public_key, created_ts, expires_ts, delivered_ts, details FROM is_invites " +
+        "WHERE medium = ? AND address = ? AND room_id = ? AND sender = ? AND created_ts >= ? AND expires_ts > ? ORDER BY created_ts DESC LIMIT 1",
+      [medium, address, roomId, sender, since, now],
+    );
+    return rows[0] ? fromRow(rows[0]) : undefined;
   }
 
   async pendingFor(medium: string, address: string, now: number): Promise<StoredInvite[]> {
