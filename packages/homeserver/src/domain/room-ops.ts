@@ -59,7 +59,7 @@ export function createRoomOps(rooms: Rooms): RoomOps {
       const room = await rooms.requireRoom(roomId);
       // The power levels and the sender's membership decide; DETAIL_KEYS (the create event among
       // them) give the details.
-      const state = await store.getStateEvents(roomId, [{ type: "m.room.power_levels", stateKey: "" }, { type: "m.room.member", stateKey: sender }, ...DETAIL_KEYS]);
+      const state = await store.getStateEventsAt(roomId, room.latestEventId, [{ type: "m.room.power_levels", stateKey: "" }, { type: "m.room.member", stateKey: sender }, ...DETAIL_KEYS]);
       if (state.get(stateKeyId("m.room.member", sender))?.pdu.content.membership !== "join") {
         throw new MatrixError("M_FORBIDDEN", `${sender} is not in the room`, 403);
       }

@@ -79,7 +79,7 @@ export class Rooms {
     return i > 0 && id.slice(i + 1) === this.deps.serverName;
   }
 
-  async requireRoom(roomId: string): Promise<{ roomVersion: string; creator: string }> {
+  async requireRoom(roomId: string): Promise<{ roomVersion: string; creator: string; latestEventId: string }> {
     const room = await this.deps.rooms.getRoom(roomId);
     if (!room) {
       if (!this.isLocal(roomId)) throw new MatrixError("M_FORBIDDEN", "This server does not host the room, and federation is not enabled", 403);

@@ -91,6 +91,13 @@ export interface RoomStore {
   /** Every current state event of the room. */
   getCurrentState(roomId: string): Promise<EventRecord[]>;
   getStateEvents(roomId: string, keys: readonly StateKey[]): Promise<Map<string, EventRecord>>;
+  /**
+   * Like {@link getStateEvents} for a room whose latest event the caller has just read as
+   * `latestEventId`: served from the writers' state cache while it is at that event, which
+   * learns what it lacked (the query reads the room's latest event in the same statement, so
+   * what it learns belongs to one state). The records are shared: callers must not change them.
+   */
+  getStateEventsAt(roomId: string, latestEventId: string, keys: readonly StateKey[]): Promise<Map<string, EventRecord>>;
   getMembership(roomId: string, userId: string): Promise<MembershipRecord | undefined>;
   /** Memberships of the user in every room (any membership). */
   getUserMemberships(userId: string): Promise<MembershipRecord[]>;
@@ -189,6 +196,33 @@ async function selectState(db: Db, engine: Engine, roomId: string, keys: readonl
     for (const r of rows) out.set(stateKeyId(r.type, r.state_key ?? ""), toEventRecord(r));
   }
   return out;
+}
+
+/**
+ * The current state for `keys` (`null` = absent) and the room's latest event, read in one
+ * statement (one snapshot on both engines). `latest` is undefined when the chunks disagree (a
+ * write in between) or the room does not exist.
+ */
+async function selectStateWithLatest(db: Db, roomId: string, keys: readonly StateKey[]): Promise<{ latest: string | undefined; found: Map<string, EventRecord | null> }> {
+  const found = new Map<string, EventRecord | null>();
+  let latest: string | null | undefined;
+  for (const part of chunks(keys, 100)) {
+    const params: unknown[] = [];
+    for (const k of part) params.push(k.type, k.stateKey);
+    params.push(roomId, roomId);
+    const rows = await runSql<Partial<EventRow> & { want_type: string; want_state_key: string; latest: string | null }>(
+      db,
+      `WITH k(t, s) AS (VALUES ${part.map(() => "(?, ?)").join(", ")}) ` +
+        `SELECT k.t AS want_type, k.s AS want_state_key, (SELECT latest_event_id FROM hs_rooms WHERE room_id = ?) AS latest, ${EVENT_COLS} ` +
+        "FROM k LEFT JOIN hs_current_state cs ON cs.room_id = ? AND cs.type = k.t AND cs.state_key = k.s LEFT JOIN hs_events e ON e.event_id = cs.event_id",
+      params,
+    );
+    for (const r of rows) {
+      latest = latest === undefined || latest === r.latest ? r.latest : null;
+      found.set(stateKeyId(r.want_type, r.want_state_key), r.event_id ? toEventRecord(r as EventRow) : null);
+    }
+  }
+  return { latest: latest ?? undefined, found };
 }
 
 /** Applies events (ascending) to the projections. Events must already be in hs_events. */
@@ -468,6 +502,32 @@ export function createRoomStore(db: Kysely<HomeserverDB>, engine: Engine): RoomS
       return rows.map(toEventRecord);
     },
     getStateEvents: (roomId, keys) => selectState(db, engine, roomId, keys),
+    async getStateEventsAt(roomId, latestEventId, keys) {
+      const out = new Map<string, EventRecord>();
+      let missing: StateKey[] = [...keys];
+      const hit = stateCache.get(roomId);
+      if (hit && hit.latestEventId === latestEventId) {
+        missing = [];
+        for (const k of keys) {
+          const id = stateKeyId(k.type, k.stateKey);
+          const c = hit.entries.get(id);
+          if (c === undefined) missing.push(k);
+          else if (c !== null) out.set(id, c);
+        }
+        if (missing.length === 0) return out;
+      }
+      const { latest, found } = await selectStateWithLatest(db, roomId, missing);
+      for (const [id, e] of found) if (e) out.set(id, e);
+      if (latest === undefined) return out;
+      // Teach the cache when it is (still) at the state just read, or start it for the room.
+      const cur = stateCache.get(roomId);
+      const target = cur ?? (stateCache.size < STATE_CACHE_ROOMS ? { latestEventId: latest, entries: new Map<string, EventRecord | null>() } : undefined);
+      if (target && target.latestEventId === latest && target.entries.size + found.size <= STATE_CACHE_ENTRIES_PER_ROOM) {
+        for (const [id, e] of found) target.entries.set(id, e);
+        if (!cur) stateCache.set(roomId, target);
+      }
+      return out;
+    },
     async getMembership(roomId, userId) {
       const [r] = await runSql<HomeserverDB["hs_memberships"]>(db, "SELECT room_id, user_id, membership, event_id, stream_ordering, forgotten FROM hs_memberships WHERE room_id = ? AND user_id = ?",
         [roomId, userId],

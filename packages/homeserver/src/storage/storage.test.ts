@@ -5,6 +5,7 @@
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { sql } from "kysely";
 import { stateKeyId, type PDU } from "@beckon/protocol";
 import { createTempDatabase, postgresSkipReason, tempDir, type TempDatabase } from "@beckon/test-support";
 import { openHomeserverStorage, type HomeserverStorage } from "./index.js";
@@ -165,6 +166,51 @@ function contract(name: string, open: () => Promise<{ storage: HomeserverStorage
       assert.equal((await s.rooms.getMembership(room, "@b:hs"))?.forgotten, true);
       await s.rooms.withRoomWrite(room, (tx) => tx.append([ev(room, "m.room.member", "@a:hs", { membership: "invite" }, "@b:hs")]));
       assert.equal((await s.rooms.getMembership(room, "@b:hs"))?.forgotten, false);
+    });
+
+    it("getStateEventsAt serves the state at the latest event it is given, from the cache, and never another room state", async () => {
+      const room = "!r3:hs";
+      const name = { type: "m.room.name", stateKey: "" };
+      const avatar = { type: "m.room.avatar", stateKey: "" };
+      await s.rooms.withRoomWrite(room, async (tx) => {
+        await tx.insertRoom({ roomId: room, roomVersion: "10", creator: "@a:hs", createdTs: 1 });
+        return tx.append([ev(room, "m.room.create", "@a:hs", {}, ""), ev(room, "m.room.member", "@a:hs", { membership: "join" }, "@a:hs"), ev(room, "m.room.name", "@a:hs", { name: "one" }, "")]);
+      });
+      const latest1 = (await s.rooms.getRoom(room))!.latestEventId;
+      const first = await s.rooms.getStateEventsAt(room, latest1, [name, avatar, { type: "m.room.member", stateKey: "@a:hs" }]);
+      assert.equal(first.get(stateKeyId("m.room.name", ""))?.pdu.content.name, "one");
+      assert.equal(first.has(stateKeyId("m.room.avatar", "")), false);
+      assert.equal(first.get(stateKeyId("m.room.member", "@a:hs"))?.pdu.content.membership, "join");
+      // The second read comes from the cache: a row changed behind the store's back is not read.
+      const nameEvent = first.get(stateKeyId("m.room.name", ""))!;
+      await sql`UPDATE hs_events SET json = ${JSON.stringify({ ...nameEvent.pdu, content: { name: "behind its back" } })} WHERE event_id = ${nameEvent.eventId}`.execute(s.handle.db);
+      const cached = await s.rooms.getStateEventsAt(room, latest1, [name, avatar]);
+      assert.equal(cached.get(stateKeyId("m.room.name", ""))?.pdu.content.name, "one");
+      assert.equal(cached.has(stateKeyId("m.room.avatar", "")), false);
+      assert.equal((await s.rooms.getStateEvents(room, [name])).get(stateKeyId("m.room.name", ""))?.pdu.content.name, "behind its back");
+      // Another process (a second handle) changes the room: at its new latest event the cache is not used.
+      const other = await reopen();
+      try {
+        await other.rooms.withRoomWrite(room, (tx) => tx.append([ev(room, "m.room.name", "@a:hs", { name: "two" }, ""), ev(room, "m.room.avatar", "@a:hs", { url: "mxc://x/y" }, "")]));
+      } finally {
+        await other.close();
+      }
+      const latest2 = (await s.rooms.getRoom(room))!.latestEventId;
+      assert.notEqual(latest2, latest1);
+      const second = await s.rooms.getStateEventsAt(room, latest2, [name, avatar]);
+      assert.equal(second.get(stateKeyId("m.room.name", ""))?.pdu.content.name, "two");
+      assert.equal(second.get(stateKeyId("m.room.avatar", ""))?.pdu.content.url, "mxc://x/y");
+      // This store's own next write starts from the database's state, not its stale cache.
+      await s.rooms.withRoomWrite(room, async (tx) => {
+        const st = await tx.getState([name]);
+        assert.equal(st.get(stateKeyId("m.room.name", ""))?.pdu.content.name, "two");
+        return tx.append([ev(room, "m.room.topic", "@a:hs", { topic: "t" }, "")]);
+      });
+      const latest3 = (await s.rooms.getRoom(room))!.latestEventId;
+      const third = await s.rooms.getStateEventsAt(room, latest3, [name, avatar, { type: "m.room.topic", stateKey: "" }]);
+      assert.equal(third.get(stateKeyId("m.room.name", ""))?.pdu.content.name, "two");
+      assert.equal(third.get(stateKeyId("m.room.topic", ""))?.pdu.content.topic, "t");
+      assert.equal((await s.rooms.getStateEventsAt("!nope:hs", "$none", [name])).size, 0);
     });
 
     it("everything survives close and reopen; rebuilt projections equal the stored ones", async () => {
