@@ -371,7 +371,7 @@ export function createOutboundClient(options: OutboundClientOptions = {}): Outbo
           const res = await once(hop, controller.signal, Math.min(options.connectTimeoutMs ?? 5000, timeoutMs));
           const location = res.headers.location;
           if (opts.followRedirects === false || !REDIRECTS.has(res.status) || location === undefined) {
-            log?.debug({ url: redactUrl(current.toString()), status: res.status, ms: Math.round(performance.now() - started) }, "outbound request");
+            if (log?.isLevelEnabled("debug")) log.debug({ url: redactUrl(current.toString()), status: res.status, ms: Math.round(performance.now() - started) }, "outbound request");
             const finalUrl = current.toString();
             return { ...res, url: finalUrl, json: () => parseJson(res.text, { allowFloats: true }) };
           }
@@ -399,7 +399,7 @@ export function createOutboundClient(options: OutboundClientOptions = {}): Outbo
         }
       } catch (e) {
         if (e instanceof OutboundError) {
-          log?.debug({ url: redactUrl(current.toString()), kind: e.kind, err: e.message }, "outbound request failed");
+          if (log?.isLevelEnabled("debug")) log.debug({ url: redactUrl(current.toString()), kind: e.kind, err: e.message }, "outbound request failed");
         }
         throw e;
       } finally {

@@ -90,7 +90,8 @@ export class ChainBuilder {
       this.key,
     );
     // Size limits every server enforces (https://spec.matrix.org/v1.18/client-server-api/#size-limits).
-    if (Buffer.byteLength(JSON.stringify(pdu)) > MAX_PDU_BYTES) throw new MatrixError("M_TOO_LARGE", "Event is too large", 413);
+    const json = JSON.stringify(pdu);
+    if (Buffer.byteLength(json) > MAX_PDU_BYTES) throw new MatrixError("M_TOO_LARGE", "Event is too large", 413);
     const authState = new Map<string, PDU>();
     for (const a of auth) authState.set(stateKeyId(a.pdu.type, a.pdu.state_key ?? ""), a.pdu);
     const result = checkEventAuth(pdu, authState, this.roomVersion, verify, AUTH_OPTIONS);
@@ -104,7 +105,7 @@ export class ChainBuilder {
     }
     this.prevEventId = eventId;
     this.depth = pdu.depth;
-    const rec: NewEventRecord = { eventId, pdu, ...(unsigned ? { unsigned } : {}), ...(extra.txn ? { txn: extra.txn } : {}) };
+    const rec: NewEventRecord = { eventId, pdu, json, ...(unsigned ? { unsigned } : {}), ...(extra.txn ? { txn: extra.txn } : {}) };
     this.built.push(rec);
     return rec;
   }

@@ -43,6 +43,8 @@ export interface NewEventRecord {
   /** Local unsigned data (`prev_content`, …). */
   unsigned?: Record<string, unknown>;
   txn?: { userId: string; deviceId: string; txnId: string };
+  /** `JSON.stringify(pdu)` when the caller has it already (stored as is). */
+  json?: string;
 }
 
 export interface MembershipRecord {
@@ -357,6 +359,8 @@ export function createRoomStore(db: Kysely<HomeserverDB>, engine: Engine): RoomS
             txnDeviceId: e.txn?.deviceId,
             txnId: e.txn?.txnId,
           }));
+          const jsonOf = new Map<string, string>();
+          for (const e of events) if (e.json !== undefined) jsonOf.set(e.eventId, e.json);
           for (const part of chunks(records, 50)) {
             const params: unknown[] = [];
             for (const r of part) {
@@ -368,7 +372,7 @@ export function createRoomStore(db: Kysely<HomeserverDB>, engine: Engine): RoomS
                 r.stateKey ?? null,
                 r.sender,
                 r.originServerTs,
-                JSON.stringify(r.pdu),
+                jsonOf.get(r.eventId) ?? JSON.stringify(r.pdu),
                 r.unsigned && Object.keys(r.unsigned).length > 0 ? JSON.stringify(r.unsigned) : null,
                 r.txnDeviceId ?? null,
                 r.txnId ?? null,
