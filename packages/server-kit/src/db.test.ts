@@ -4,6 +4,7 @@ import { statSync } from "node:fs";
 import { sql } from "kysely";
 import { tempDir, createTempDatabase, postgresSkipReason } from "@beckon/test-support";
 import { openDatabase, isUniqueViolation } from "./db.js";
+import { WalCheckpointer } from "./wal-checkpointer.js";
 import { runMigrations, type Migration } from "./migrate.js";
 
 const migrations: Migration[] = [
@@ -134,3 +135,27 @@ async function waitFor(cond: () => boolean, timeoutMs = 10_000): Promise<void> {
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+test("a checkpoint thread that cannot run reports it and hands checkpoints back to the connection", async () => {
+  const dir = tempDir();
+  try {
+    const { default: Database } = await import("better-sqlite3");
+    const conn = new Database(`${dir.path}/db.sqlite`);
+    conn.pragma("journal_mode = WAL");
+    const errors: string[] = [];
+    // The thread opens the file it is given, which does not exist: it fails at start.
+    const cp = new WalCheckpointer({ path: `${dir.path}/missing.sqlite`, connection: conn, startAfterWrites: 1, onError: (m) => errors.push(m) });
+    assert.equal(conn.pragma("wal_autocheckpoint", { simple: true }), 10_000);
+    cp.noteWrite();
+    await waitFor(() => errors.length > 0);
+    assert.equal(conn.pragma("wal_autocheckpoint", { simple: true }), 1000);
+    cp.noteWrite(); // no second thread, no second report
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(cp.stats.starts, 1);
+    assert.equal(errors.length, 1);
+    await cp.close();
+    conn.close();
+  } finally {
+    dir.cleanup();
+  }
+});

@@ -44,7 +44,7 @@ export class WalCheckpointer {
   #writes = 0;
   #failed = false;
   #closed = false;
-  /** Threads started, and checkpoint rounds that found new frames (for tests and metrics). */
+  /** Threads started, and checkpoint rounds that found new frames (for tests). */
   readonly stats = { starts: 0, checkpoints: 0 };
 
   constructor(opts: WalCheckpointerOptions) {
