@@ -181,41 +181,32 @@ type Db = Kysely<HomeserverDB> | Transaction<HomeserverDB>;
 
 const EVENT_COLS = "e.event_id, e.stream_ordering, e.room_id, e.type, e.state_key, e.sender, e.origin_server_ts, e.json, e.unsigned_json, e.txn_device_id, e.txn_id";
 
-async function selectState(db: Db, engine: Engine, roomId: string, keys: readonly StateKey[]): Promise<Map<string, EventRecord>> {
-  const out = new Map<string, EventRecord>();
-  if (keys.length === 0) return out;
+/**
+ * The current state for `keys` (`null` = absent), one statement per 100 keys. With
+ * `withLatest`, the same statement also reads the room's latest event (one snapshot on both
+ * engines): `latest` is undefined when the chunks disagree (a write in between), the room does
+ * not exist, or it was not asked for.
+ */
+async function selectState(
+  db: Db,
+  roomId: string,
+  keys: readonly StateKey[],
+  withLatest = false,
+): Promise<{ latest: string | undefined; found: Map<string, EventRecord | null> }> {
+  const found = new Map<string, EventRecord | null>();
+  let latest: string | null | undefined;
   for (const part of chunks(keys, 100)) {
     // The wanted keys as a VALUES list driving primary-key probes. (`room_id = ? AND (type = ?
     // AND state_key = ? OR …)` made SQLite walk the room's whole current state: 236 µs per
     // call at 2 000 members against 7 µs for these probes.)
     const params: unknown[] = [];
     for (const k of part) params.push(k.type, k.stateKey);
+    if (withLatest) params.push(roomId);
     params.push(roomId);
-    const rows = await runSql<EventRow>(db, `WITH k(t, s) AS (VALUES ${part.map(() => "(?, ?)").join(", ")}) ` +
-        `SELECT ${EVENT_COLS} FROM k JOIN hs_current_state cs ON cs.room_id = ? AND cs.type = k.t AND cs.state_key = k.s JOIN hs_events e ON e.event_id = cs.event_id`,
-      params,
-    );
-    for (const r of rows) out.set(stateKeyId(r.type, r.state_key ?? ""), toEventRecord(r));
-  }
-  return out;
-}
-
-/**
- * The current state for `keys` (`null` = absent) and the room's latest event, read in one
- * statement (one snapshot on both engines). `latest` is undefined when the chunks disagree (a
- * write in between) or the room does not exist.
- */
-async function selectStateWithLatest(db: Db, roomId: string, keys: readonly StateKey[]): Promise<{ latest: string | undefined; found: Map<string, EventRecord | null> }> {
-  const found = new Map<string, EventRecord | null>();
-  let latest: string | null | undefined;
-  for (const part of chunks(keys, 100)) {
-    const params: unknown[] = [];
-    for (const k of part) params.push(k.type, k.stateKey);
-    params.push(roomId, roomId);
     const rows = await runSql<Partial<EventRow> & { want_type: string; want_state_key: string; latest: string | null }>(
       db,
       `WITH k(t, s) AS (VALUES ${part.map(() => "(?, ?)").join(", ")}) ` +
-        `SELECT k.t AS want_type, k.s AS want_state_key, (SELECT latest_event_id FROM hs_rooms WHERE room_id = ?) AS latest, ${EVENT_COLS} ` +
+        `SELECT k.t AS want_type, k.s AS want_state_key, ${withLatest ? "(SELECT latest_event_id FROM hs_rooms WHERE room_id = ?)" : "NULL"} AS latest, ${EVENT_COLS} ` +
         "FROM k LEFT JOIN hs_current_state cs ON cs.room_id = ? AND cs.type = k.t AND cs.state_key = k.s LEFT JOIN hs_events e ON e.event_id = cs.event_id",
       params,
     );
@@ -227,8 +218,21 @@ async function selectStateWithLatest(db: Db, roomId: string, keys: readonly Stat
   return { latest: latest ?? undefined, found };
 }
 
+/** Splits `keys` into what `cached` knows (present ones into `out`) and what must be read. */
+function fromCache(keys: readonly StateKey[], cached: (id: string) => EventRecord | null | undefined): { out: Map<string, EventRecord>; missing: StateKey[] } {
+  const out = new Map<string, EventRecord>();
+  const missing: StateKey[] = [];
+  for (const k of keys) {
+    const id = stateKeyId(k.type, k.stateKey);
+    const c = cached(id);
+    if (c === undefined) missing.push(k);
+    else if (c !== null) out.set(id, c);
+  }
+  return { out, missing };
+}
+
 /** Applies events (ascending) to the projections. Events must already be in hs_events. */
-async function project(trx: Db, engine: Engine, roomId: string, events: readonly EventRecord[]): Promise<void> {
+async function project(trx: Db, roomId: string, events: readonly EventRecord[]): Promise<void> {
   const state = new Map<string, { type: string; stateKey: string; eventId: string }>();
   const members = new Map<string, { userId: string; membership: string; eventId: string; so: number }>();
   for (const e of events) {
@@ -295,21 +299,12 @@ export function createRoomStore(db: Kysely<HomeserverDB>, engine: Engine): RoomS
         },
         db: trx,
         async getState(keys) {
-          const out = new Map<string, EventRecord>();
-          const missing: StateKey[] = [];
-          for (const k of keys) {
-            const id = stateKeyId(k.type, k.stateKey);
-            const c = cached(id);
-            if (c === undefined) missing.push(k);
-            else if (c !== null) out.set(id, c);
-          }
+          const { out, missing } = fromCache(keys, cached);
           if (missing.length > 0) {
-            const found = await selectState(trx, engine, roomId, missing);
-            for (const k of missing) {
-              const id = stateKeyId(k.type, k.stateKey);
-              const e = found.get(id);
+            const { found } = await selectState(trx, roomId, missing);
+            for (const [id, e] of found) {
               if (e) out.set(id, e);
-              local.set(id, e ?? null);
+              local.set(id, e);
             }
           }
           return out;
@@ -383,7 +378,7 @@ export function createRoomStore(db: Kysely<HomeserverDB>, engine: Engine): RoomS
               params,
             );
           }
-          await project(trx, engine, roomId, records);
+          await project(trx, roomId, records);
           for (const e of events) {
             if (!e.txn) continue;
             await runSql(trx, "INSERT INTO hs_txns (user_id, device_id, txn_id, event_id, created_ts) VALUES (?, ?, ?, ?, ?)", [
@@ -420,14 +415,17 @@ export function createRoomStore(db: Kysely<HomeserverDB>, engine: Engine): RoomS
     const target: CachedState = cur && cur === staged.base && cur.latestEventId === staged.startLatest ? cur : { latestEventId: "", entries: new Map() };
     for (const [k, v] of staged.local) target.entries.set(k, v);
     target.latestEventId = staged.latestAfter;
+    remember(roomId, target);
+  }
+  /** (Re)inserts a room's entry as the newest; bounded in rooms and entries per room. */
+  function remember(roomId: string, entry: CachedState): void {
     stateCache.delete(roomId);
-    if (target.entries.size <= STATE_CACHE_ENTRIES_PER_ROOM) {
-      if (stateCache.size >= STATE_CACHE_ROOMS) {
-        const oldest = stateCache.keys().next();
-        if (!oldest.done) stateCache.delete(oldest.value);
-      }
-      stateCache.set(roomId, target);
+    if (entry.entries.size > STATE_CACHE_ENTRIES_PER_ROOM) return;
+    if (stateCache.size >= STATE_CACHE_ROOMS) {
+      const oldest = stateCache.keys().next();
+      if (!oldest.done) stateCache.delete(oldest.value);
     }
+    stateCache.set(roomId, entry);
   }
   const store: RoomStore = {
     async withRoomWrite(roomId, fn) {
@@ -505,31 +503,23 @@ export function createRoomStore(db: Kysely<HomeserverDB>, engine: Engine): RoomS
         .execute();
       return rows.map(toEventRecord);
     },
-    getStateEvents: (roomId, keys) => selectState(db, engine, roomId, keys),
-    async getStateEventsAt(roomId, latestEventId, keys) {
+    async getStateEvents(roomId, keys) {
+      const { found } = await selectState(db, roomId, keys);
       const out = new Map<string, EventRecord>();
-      let missing: StateKey[] = [...keys];
+      for (const [id, e] of found) if (e) out.set(id, e);
+      return out;
+    },
+    async getStateEventsAt(roomId, latestEventId, keys) {
       const hit = stateCache.get(roomId);
-      if (hit && hit.latestEventId === latestEventId) {
-        missing = [];
-        for (const k of keys) {
-          const id = stateKeyId(k.type, k.stateKey);
-          const c = hit.entries.get(id);
-          if (c === undefined) missing.push(k);
-          else if (c !== null) out.set(id, c);
-        }
-        if (missing.length === 0) return out;
-      }
-      const { latest, found } = await selectStateWithLatest(db, roomId, missing);
+      const { out, missing } = hit && hit.latestEventId === latestEventId ? fromCache(keys, (id) => hit.entries.get(id)) : { out: new Map<string, EventRecord>(), missing: keys };
+      if (missing.length === 0) return out;
+      const { latest, found } = await selectState(db, roomId, missing, true);
       for (const [id, e] of found) if (e) out.set(id, e);
       if (latest === undefined) return out;
       // Teach the cache when it is (still) at the state just read, or start it for the room.
       const cur = stateCache.get(roomId);
-      const target = cur ?? (stateCache.size < STATE_CACHE_ROOMS ? { latestEventId: latest, entries: new Map<string, EventRecord | null>() } : undefined);
-      if (target && target.latestEventId === latest && target.entries.size + found.size <= STATE_CACHE_ENTRIES_PER_ROOM) {
-        for (const [id, e] of found) target.entries.set(id, e);
-        if (!cur) stateCache.set(roomId, target);
-      }
+      if (!cur) remember(roomId, { latestEventId: latest, entries: found });
+      else if (cur.latestEventId === latest && cur.entries.size + found.size <= STATE_CACHE_ENTRIES_PER_ROOM) for (const [id, e] of found) cur.entries.set(id, e);
       return out;
     },
     async getMembership(roomId, userId) {
@@ -630,7 +620,7 @@ export function createRoomStore(db: Kysely<HomeserverDB>, engine: Engine): RoomS
           .orderBy("stream_ordering")
           .execute();
         stateCache.delete(roomId);
-        await project(trx, engine, roomId, rows.map(toEventRecord));
+        await project(trx, roomId, rows.map(toEventRecord));
         for (const f of forgotten) {
           await trx
             .updateTable("hs_memberships")
