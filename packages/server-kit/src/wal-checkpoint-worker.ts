@@ -19,12 +19,11 @@ export interface WalCheckpointWorkerData {
 }
 
 /**
- * Posted after every round that found new frames in the WAL (`frames`: how many of the WAL's
- * frames are now in the database), or once on an error, after which the thread does nothing
- * until it is told to stop. The thread ends by itself (the Worker's `exit`) after `idleExitMs`
- * without change, or when it receives "stop".
+ * Posted after every round that found the WAL changed and some of it in the database, or once
+ * on an error, after which the thread does nothing until it is told to stop. The thread ends by
+ * itself (the Worker's `exit`) after `idleExitMs` without change, or when it receives "stop".
  */
-export type WalCheckpointMessage = { kind: "checkpointed"; frames: number } | { kind: "error"; message: string };
+export type WalCheckpointMessage = { kind: "checkpointed" } | { kind: "error"; message: string };
 
 interface CheckpointRow {
   busy: number;
@@ -60,7 +59,7 @@ function round(): void {
   if (state === last) return;
   last = state;
   quietSince = Date.now();
-  if (row.checkpointed > 0) port!.postMessage({ kind: "checkpointed", frames: row.checkpointed } satisfies WalCheckpointMessage);
+  if (row.checkpointed > 0) port!.postMessage({ kind: "checkpointed" } satisfies WalCheckpointMessage);
 }
 
 function finish(): void {

@@ -19,7 +19,7 @@
 import { MatrixError, idServerName, isValidUserId, normalizeEmail, normalizeMsisdn, type UserId } from "@beckon/protocol";
 import type { Kysely } from "kysely";
 import type { InviteRoomContext, InviteRoomDetails, PreparedThreepidInvite, ThreepidApi, ThreepidInviteRequest } from "./contracts.js";
-import { ThreepidStore, type ThreepidDatabase } from "./threepid-storage.js";
+import { setPendingToken, type ThreepidDatabase } from "./threepid-storage.js";
 import type { StoreInviteDetails } from "../identity/client.js";
 import { THIRD_PARTY_INVITE, handleOnbind, inviteKeys, verifyThirdPartySigned, type ThirdPartyMemberInvite } from "./onbind.js";
 import { threepidServices, type ThreepidServices } from "./threepid-services.js";
@@ -172,7 +172,7 @@ async function runClaimed(
       keepCurrentIf: (content) => inviteKeys(content).length > 0,
       // The pending row names its token in the event's transaction: a crash cannot leave an
       // event whose row still looks unfinished (and would later be made again).
-      inTransaction: (db) => new ThreepidStore(db as Kysely<ThreepidDatabase>).setPendingToken(key, token),
+      inTransaction: (db) => setPendingToken(db as Kysely<ThreepidDatabase>, key, token),
     });
   } catch (e) {
     await release();

@@ -99,6 +99,20 @@ export const threepidMigrations: readonly Migration[] = [
   },
 ];
 
+/**
+ * Names the token of a claimed pending invite, on `db` (a transaction: the room event's, so the
+ * row and the event commit together).
+ */
+export async function setPendingToken(db: Kysely<ThreepidDatabase>, key: Omit<PendingInviteRow, "token" | "created_ts">, token: string): Promise<void> {
+  await runSql(db, "UPDATE threepid_pending_invites SET token = ? WHERE room_id = ? AND sender = ? AND medium = ? AND address = ?", [
+    token,
+    key.room_id,
+    key.sender,
+    key.medium,
+    key.address,
+  ]);
+}
+
 /** Typed queries over the tables above. */
 export class ThreepidStore {
   readonly db: Kysely<ThreepidDatabase>;
@@ -142,14 +156,8 @@ export class ThreepidStore {
       .executeTakeFirst();
   }
 
-  async setPendingToken(key: Omit<PendingInviteRow, "token" | "created_ts">, token: string): Promise<void> {
-    await runSql(this.db, "UPDATE threepid_pending_invites SET token = ? WHERE room_id = ? AND sender = ? AND medium = ? AND address = ?", [
-      token,
-      key.room_id,
-      key.sender,
-      key.medium,
-      key.address,
-    ]);
+  setPendingToken(key: Omit<PendingInviteRow, "token" | "created_ts">, token: string): Promise<void> {
+    return setPendingToken(this.db, key, token);
   }
 
   /**
